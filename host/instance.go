@@ -1,0 +1,250 @@
+// Package host runs driver plugins: one supervised plugin process per driver
+// instance. It launches a binary with go-plugin (gRPC over a unix socket with
+// AutoMTLS, no inherited environment, its own process group, killed with the
+// exporter), checks the protocol version, configures the instance, forwards
+// calls and streams to it with the caller's context joined to the process's
+// lifetime, and stops it leaving nothing behind.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Spec says what one driver instance runs.
+type Spec struct {
+	// Binary is the plugin executable providing Type.
+	Binary string
+	// Type is the driver type (name or alias) to configure.
+	Type string
+	// Name is the instance's key in its parent; Path its dotted path from the root.
+	Name, Path string
+	// Config is the instance's config, checked by the driver.
+	Config *structpb.Struct
+}
+
+// ConfigError says the driver rejected its config. Problems name keys inside
+// the config, so the caller can point at the lines of the config file.
+type ConfigError struct {
+	Path     string
+	Problems []*pluginv1.ConfigProblem
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if p.Key != "" {
+			b.WriteString(p.Key + ": ")
+		}
+		b.WriteString(p.Message)
+	}
+	return fmt.Sprintf("%s: config rejected: %s", e.Path, b.String())
+}
+
+// Instance is a configured driver instance and the plugin process serving it.
+type Instance struct {
+	spec   Spec
+	proc   *Process
+	conf   *pluginv1.ConfigureResponse
+	life   context.Context // cancelled, with the exit as cause, when the process exits
+	logger hclog.Logger
+}
+
+// Start launches a process for spec and configures the instance in it.
+// A config the driver rejects is a *ConfigError.
+func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
+	o.Binary = spec.Binary
+	proc, err := Launch(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, startTimeout(o))
+	defer cancel()
+	conf, err := proc.rpc.Configure(cctx, &pluginv1.ConfigureRequest{
+		Type: spec.Type, Config: spec.Config, Name: spec.Name, Path: spec.Path,
+	})
+	if err != nil {
+		proc.Stop()
+		return nil, fmt.Errorf("configure %s: %s", spec.Path, status.Convert(err).Message())
+	}
+	if len(conf.Problems) > 0 {
+		proc.Stop()
+		return nil, &ConfigError{Path: spec.Path, Problems: conf.Problems}
+	}
+	life, exited := context.WithCancelCause(context.Background())
+	i := &Instance{spec: spec, proc: proc, conf: conf, life: life, logger: o.Logger}
+	go func() {
+		<-proc.Exited()
+		exited(status.Error(codes.Unavailable, i.exitMessage()))
+	}()
+	return i, nil
+}
+
+func startTimeout(o LaunchOptions) time.Duration {
+	if o.StartTimeout > 0 {
+		return o.StartTimeout
+	}
+	return 10 * time.Second
+}
+
+func (i *Instance) exitMessage() string {
+	return fmt.Sprintf("driver %s (%s) exited: %s", i.spec.Path, i.spec.Type, i.proc.ExitReason())
+}
+
+// Spec is what the instance runs.
+func (i *Instance) Spec() Spec { return i.spec }
+
+// Configured is what the driver answered to its config: its methods,
+// description and labels.
+func (i *Instance) Configured() *pluginv1.ConfigureResponse { return i.conf }
+
+// Info is what the binary said it provides.
+func (i *Instance) Info() *pluginv1.DescribeResponse { return i.proc.info }
+
+// Pid is the id of the plugin process.
+func (i *Instance) Pid() int { return i.proc.Pid() }
+
+// Done is closed when the plugin process has exited.
+func (i *Instance) Done() <-chan struct{} { return i.life.Done() }
+
+// join derives a call context from ctx that is also cancelled when the
+// process exits.
+func (i *Instance) join(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(i.life, func() { cancel(context.Cause(i.life)) })
+	return c, func() { stop(); cancel(nil) }
+}
+
+// callError explains a failed call. When the process died under it, the
+// client gets UNAVAILABLE naming the driver and how it exited.
+func (i *Instance) callError(err error) error {
+	code := status.Code(err)
+	if code == codes.Unavailable || code == codes.Canceled {
+		// The connection breaks a moment before the exit is reaped.
+		select {
+		case <-i.life.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	if i.life.Err() != nil {
+		return context.Cause(i.life)
+	}
+	return err
+}
+
+// Call calls a unary method.
+func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Value) (*structpb.Value, error) {
+	if err := i.alive(); err != nil {
+		return nil, err
+	}
+	ctx, done := i.join(ctx)
+	defer done()
+	resp, err := i.proc.rpc.Call(ctx, &pluginv1.CallRequest{Method: method, Args: args})
+	if err != nil {
+		return nil, i.callError(err)
+	}
+	return resp.Result, nil
+}
+
+// StreamingCall calls a method whose results arrive one by one. Stopping the
+// iteration cancels the call.
+func (i *Instance) StreamingCall(ctx context.Context, method string, args []*structpb.Value) iter.Seq2[*structpb.Value, error] {
+	return func(yield func(*structpb.Value, error) bool) {
+		if err := i.alive(); err != nil {
+			yield(nil, err)
+			return
+		}
+		ctx, done := i.join(ctx)
+		defer done()
+		stream, err := i.proc.rpc.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: args})
+		if err != nil {
+			yield(nil, i.callError(err))
+			return
+		}
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(nil, i.callError(err))
+				return
+			}
+			if !yield(resp.Result, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Stream opens a byte stream to method. The stream ends when ctx is cancelled
+// or the process exits; the returned cancel releases it.
+func (i *Instance) Stream(ctx context.Context, method string) (pluginv1.Driver_StreamClient, context.CancelFunc, error) {
+	if err := i.alive(); err != nil {
+		return nil, nil, err
+	}
+	ctx, done := i.join(ctx)
+	ctx = metadata.AppendToOutgoingContext(ctx, sdk.MethodHeader, method)
+	s, err := i.proc.rpc.Stream(ctx)
+	if err != nil {
+		done()
+		return nil, nil, i.callError(err)
+	}
+	return s, done, nil
+}
+
+// StreamError explains how a stream to this instance ended.
+func (i *Instance) StreamError(err error) error { return i.callError(err) }
+
+// Reset asks the driver to return to its initial state.
+func (i *Instance) Reset(ctx context.Context) error {
+	if err := i.alive(); err != nil {
+		return err
+	}
+	ctx, done := i.join(ctx)
+	defer done()
+	if _, err := i.proc.rpc.Reset(ctx, &pluginv1.ResetRequest{}); err != nil {
+		return i.callError(err)
+	}
+	return nil
+}
+
+// Stop calls the driver's Close (bounded by ctx) and stops its process and
+// everything the process started. It is idempotent.
+func (i *Instance) Stop(ctx context.Context) error {
+	var err error
+	if i.alive() == nil {
+		cctx, done := i.join(ctx)
+		_, err = i.proc.rpc.Close(cctx, &pluginv1.CloseRequest{})
+		done()
+		if err != nil {
+			err = fmt.Errorf("host: close %s: %s", i.spec.Path, status.Convert(err).Message())
+		}
+	}
+	i.proc.Stop()
+	return err
+}
+
+// alive fails fast when the process has already exited.
+func (i *Instance) alive() error {
+	if i.life.Err() != nil {
+		return context.Cause(i.life)
+	}
+	return nil
+}

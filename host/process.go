@@ -1,0 +1,158 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk"
+	"google.golang.org/grpc"
+)
+
+// LaunchOptions configures one plugin process.
+type LaunchOptions struct {
+	// Binary is the plugin executable.
+	Binary string
+	// Logger receives the plugin's logs (its hclog JSON on stderr, re-logged).
+	Logger hclog.Logger
+	// StartTimeout bounds launch and handshake. Default 10s.
+	StartTimeout time.Duration
+	// Env is the plugin's whole environment: nothing of the exporter's is inherited.
+	Env []string
+}
+
+// Process is one running plugin process.
+type Process struct {
+	binary string
+	client *plugin.Client
+	runner *processRunner
+	rpc    pluginv1.DriverClient
+	info   *pluginv1.DescribeResponse
+
+	stopOnce sync.Once
+}
+
+// hostPlugin is the host side of the go-plugin binding.
+type hostPlugin struct{ plugin.NetRPCUnsupportedPlugin }
+
+func (hostPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("host: the host side serves no plugin")
+}
+
+func (hostPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return pluginv1.NewDriverClient(cc), nil
+}
+
+// Launch starts a plugin process, completes the handshake and asks the binary
+// what it provides. The caller must Stop the process.
+func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	var pr *processRunner
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {sdk.PluginName: hostPlugin{}}},
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			var err error
+			pr, err = newProcessRunner(o.Binary, append(append([]string(nil), o.Env...), spec.Env...))
+			return pr, err
+		},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		StartTimeout:     o.StartTimeout,
+		Logger:           o.Logger,
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize),
+			grpc.MaxCallSendMsgSize(sdk.MaxMessageSize),
+		)},
+	})
+	p := &Process{binary: o.Binary, client: client}
+	fail := func(err error) (*Process, error) {
+		p.kill()
+		return nil, err
+	}
+	rpcClient, err := client.Client()
+	p.runner = pr
+	if err != nil {
+		return fail(launchError(o.Binary, pr, err))
+	}
+	raw, err := rpcClient.Dispense(sdk.PluginName)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", o.Binary, err))
+	}
+	p.rpc = raw.(pluginv1.DriverClient)
+	ctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+	defer cancel()
+	info, err := p.rpc.Describe(ctx, &pluginv1.DescribeRequest{})
+	if err != nil {
+		return fail(fmt.Errorf("%s: describe: %w", o.Binary, err))
+	}
+	p.info = info
+	return p, nil
+}
+
+// launchError turns go-plugin's launch failures into a sentence naming the binary.
+func launchError(binary string, pr *processRunner, err error) error {
+	msg := err.Error()
+	switch {
+	case pr == nil || pr.pid == 0:
+		return err // the runner's own start error already names the binary
+	case strings.Contains(msg, "Incompatible API version"):
+		return fmt.Errorf("%s speaks an incompatible plugin protocol (this exporter speaks version %d): %s",
+			binary, sdk.ProtocolVersion, msg)
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return fmt.Errorf("%s did not complete its handshake in time; is it a jumpwire plugin?", binary)
+	case strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("%s exited during its handshake (%s); is it a jumpwire plugin?", binary, pr.exitReason())
+	}
+	return fmt.Errorf("%s: %w", binary, err)
+}
+
+// Info is what the binary said it provides.
+func (p *Process) Info() *pluginv1.DescribeResponse { return p.info }
+
+// Pid is the plugin process's id.
+func (p *Process) Pid() int { return p.runner.pid }
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.runner.exited }
+
+// ExitReason says how the process ended ("killed by signal killed").
+func (p *Process) ExitReason() string { return p.runner.exitReason() }
+
+// RPC is the plugin-protocol client of the process.
+func (p *Process) RPC() pluginv1.DriverClient { return p.rpc }
+
+// Stop closes the connection, gives the process a moment to exit, then kills
+// its whole process group. It is idempotent.
+func (p *Process) Stop() { p.stopOnce.Do(p.kill) }
+
+func (p *Process) kill() {
+	p.client.Kill()
+	if p.runner != nil {
+		_ = p.runner.Kill(context.Background())
+	}
+}
+
+// Describe launches binary only to ask what it provides, then stops it.
+func Describe(ctx context.Context, binary string, logger hclog.Logger) (*pluginv1.DescribeResponse, error) {
+	p, err := Launch(ctx, LaunchOptions{Binary: binary, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	defer p.Stop()
+	return p.info, nil
+}

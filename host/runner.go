@@ -1,0 +1,153 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/hashicorp/go-plugin/runner"
+)
+
+// processRunner runs one plugin binary for go-plugin. Unlike go-plugin's own
+// runner it starts the plugin in its own process group (so stopping it stops
+// whatever it started), asks the kernel to kill it when the exporter dies,
+// keeps the exporter's stdin away from it, and records how it exited.
+type processRunner struct {
+	cmd    *exec.Cmd
+	stdout io.ReadCloser
+	stderr io.ReadCloser
+	pid    int
+
+	exited  chan struct{}
+	exitErr error // valid once exited is closed
+	waitOne sync.Once
+}
+
+var _ runner.Runner = (*processRunner)(nil) // Interface guard
+
+func newProcessRunner(binary string, env []string) (*processRunner, error) {
+	cmd := exec.Command(binary)
+	cmd.Env = env
+	cmd.Stdin = nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	return &processRunner{cmd: cmd, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
+}
+
+// The parent-death signal fires when the thread that started the child exits,
+// not when the process does. Go may retire idle threads, so every plugin is
+// started from one goroutine locked to a thread that lives as long as the
+// exporter.
+var (
+	launchOnce sync.Once
+	launches   chan func()
+)
+
+func onLauncherThread(fn func()) {
+	launchOnce.Do(func() {
+		launches = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread must outlive every plugin
+			for f := range launches {
+				f()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	launches <- func() { fn(); close(done) }
+	<-done
+}
+
+func (r *processRunner) Start(context.Context) error {
+	var err error
+	onLauncherThread(func() { err = r.cmd.Start() })
+	if err != nil {
+		return describeStartError(r.cmd.Path, err)
+	}
+	r.pid = r.cmd.Process.Pid
+	return nil
+}
+
+// describeStartError explains why a binary could not be executed.
+func describeStartError(path string, err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: no such file", path)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%s is not executable (check its mode: chmod +x)", path)
+	case errors.Is(err, syscall.ENOEXEC):
+		return fmt.Errorf("%s is not a program this machine can run (wrong architecture or not a binary)", path)
+	}
+	return fmt.Errorf("cannot run %s: %w", path, err)
+}
+
+func (r *processRunner) Wait(context.Context) error {
+	r.waitOne.Do(func() {
+		r.exitErr = r.cmd.Wait()
+		close(r.exited)
+	})
+	<-r.exited
+	return r.exitErr
+}
+
+// Kill kills the plugin and everything in its process group.
+func (r *processRunner) Kill(context.Context) error {
+	if r.pid == 0 {
+		return nil
+	}
+	err := syscall.Kill(-r.pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// exitReason says how the process ended, for messages ("signal: killed").
+func (r *processRunner) exitReason() string {
+	select {
+	case <-r.exited:
+	default:
+		return "still running"
+	}
+	if r.exitErr == nil {
+		return "exited with status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(r.exitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed by signal " + ws.Signal().String()
+		}
+		return "exited with status " + strconv.Itoa(ee.ExitCode())
+	}
+	return r.exitErr.Error()
+}
+
+func (r *processRunner) Stdout() io.ReadCloser { return r.stdout }
+func (r *processRunner) Stderr() io.ReadCloser { return r.stderr }
+func (r *processRunner) Name() string          { return r.cmd.Path }
+func (r *processRunner) ID() string            { return strconv.Itoa(r.pid) }
+
+func (r *processRunner) Diagnose(context.Context) string {
+	return fmt.Sprintf("%s did not answer as a jumpwire plugin: is it a driver built with the jumpwire sdk? "+
+		"(a plugin must not print to stdout before its handshake)", r.cmd.Path)
+}
+
+func (r *processRunner) PluginToHost(n, a string) (string, string, error) { return n, a, nil }
+func (r *processRunner) HostToPlugin(n, a string) (string, string, error) { return n, a, nil }

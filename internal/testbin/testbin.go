@@ -1,0 +1,92 @@
+// Package testbin builds the repository's binaries for tests that run them
+// as real subprocesses (plugins, the jw CLI). Each binary is built once per
+// test process, into a directory removed by Cleanup.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	mu    sync.Mutex
+	dir   string
+	built = map[string]string{}
+	root  string
+)
+
+// Root returns the repository root (the directory of go.mod).
+func Root(tb testing.TB) string {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if root != "" {
+		return root
+	}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		tb.Fatalf("testbin: go env GOMOD: %v", err)
+	}
+	root = filepath.Dir(strings.TrimSpace(string(out)))
+	return root
+}
+
+// Build builds the main package pkg (relative to the repository root, e.g.
+// "./drivers/power/cmd/jumpwire-driver-power") and returns the binary's
+// path, named after the package's last element. Extra go build flags may
+// follow.
+func Build(tb testing.TB, pkg string, flags ...string) string {
+	tb.Helper()
+	r := Root(tb)
+	key := pkg + " " + strings.Join(flags, " ")
+	mu.Lock()
+	defer mu.Unlock()
+	if p, ok := built[key]; ok {
+		return p
+	}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "jumpwire-testbin-")
+		if err != nil {
+			tb.Fatalf("testbin: %v", err)
+		}
+		dir = d
+	}
+	out := filepath.Join(dir, fmt.Sprintf("%d", len(built)), filepath.Base(pkg))
+	args := append([]string{"build", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = r
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("testbin: go build %s: %v\n%s", pkg, err, b)
+	}
+	built[key] = out
+	return out
+}
+
+// PluginDir builds the given driver commands (by name: "power" builds
+// ./drivers/power/cmd/jumpwire-driver-power) into one fresh directory, as a
+// plugin search path holding exactly those plugins.
+func PluginDir(tb testing.TB, drivers ...string) string {
+	tb.Helper()
+	d := tb.TempDir()
+	for _, name := range drivers {
+		bin := Build(tb, "./drivers/"+name+"/cmd/jumpwire-driver-"+name)
+		if err := os.Link(bin, filepath.Join(d, filepath.Base(bin))); err != nil {
+			tb.Fatalf("testbin: %v", err)
+		}
+	}
+	return d
+}
+
+// Cleanup removes the built binaries; call it at the end of TestMain.
+func Cleanup() {
+	mu.Lock()
+	defer mu.Unlock()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+}

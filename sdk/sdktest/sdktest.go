@@ -1,0 +1,248 @@
+// Package sdktest runs a driver in-process over real gRPC, speaking the same
+// plugin protocol the exporter speaks, so a driver's tests need no exporter
+// and no subprocess:
+//
+//	d := sdktest.Start(t, power.Type, map[string]any{"on": true})
+//	if _, err := d.Call(ctx, "off"); err != nil { ... }
+package sdktest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Instance is a configured driver instance served in-process.
+type Instance struct {
+	// RPC is the plugin-protocol client, for tests that need the raw protocol.
+	RPC pluginv1.DriverClient
+	// Configured is what the driver answered to its config.
+	Configured *pluginv1.ConfigureResponse
+}
+
+// Serve serves p in-process on a unix socket in t.TempDir and returns a
+// client of the plugin protocol. Everything stops when the test ends.
+func Serve(t testing.TB, p sdk.Plugin) pluginv1.DriverClient {
+	t.Helper()
+	logger := hclog.New(&hclog.LoggerOptions{Name: "driver", Output: t.Output(), Level: hclog.Debug})
+	srv, err := sdk.NewServer(p, logger)
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	sock := filepath.Join(t.TempDir(), "driver.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize))
+	pluginv1.RegisterDriverServer(gs, srv)
+	go func() { _ = gs.Serve(lis) }()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize)))
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		gs.Stop()
+	})
+	return pluginv1.NewDriverClient(conn)
+}
+
+// Configure serves typ and configures an instance with cfg (any value that
+// encodes to a JSON object: a map, a struct, or nil). It returns the problems
+// the driver found with the config as an error, one per line, each
+// "key: message".
+func Configure(t testing.TB, typ sdk.Type, cfg any) (*Instance, error) {
+	t.Helper()
+	rpc := Serve(t, sdk.Plugin{Version: "test", Drivers: []sdk.Type{typ}})
+	st, err := toStruct(cfg)
+	if err != nil {
+		t.Fatalf("sdktest: config: %v", err)
+	}
+	resp, err := rpc.Configure(t.Context(), &pluginv1.ConfigureRequest{Type: typ.Name, Config: st, Name: typ.Name, Path: typ.Name})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Problems) > 0 {
+		var lines []string
+		for _, p := range resp.Problems {
+			if p.Key != "" {
+				lines = append(lines, p.Key+": "+p.Message)
+			} else {
+				lines = append(lines, p.Message)
+			}
+		}
+		return nil, errors.New(strings.Join(lines, "\n"))
+	}
+	return &Instance{RPC: rpc, Configured: resp}, nil
+}
+
+// Start is Configure that fails the test when the config is rejected, and
+// resets the instance as a session would. Close runs when the test ends.
+func Start(t testing.TB, typ sdk.Type, cfg any) *Instance {
+	t.Helper()
+	i, err := Configure(t, typ, cfg)
+	if err != nil {
+		t.Fatalf("sdktest: %s rejected its config: %v", typ.Name, err)
+	}
+	if err := i.Reset(t.Context()); err != nil {
+		t.Fatalf("sdktest: reset %s: %v", typ.Name, err)
+	}
+	t.Cleanup(func() { _, _ = i.RPC.Close(context.Background(), &pluginv1.CloseRequest{}) })
+	return i
+}
+
+func toStruct(v any) (*structpb.Struct, error) {
+	if v == nil {
+		return &structpb.Struct{}, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	st := &structpb.Struct{}
+	if err := st.UnmarshalJSON(b); err != nil {
+		return nil, fmt.Errorf("must encode to a JSON object: %w", err)
+	}
+	return st, nil
+}
+
+func toValues(args []any) ([]*structpb.Value, error) {
+	out := make([]*structpb.Value, len(args))
+	for i, a := range args {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i+1, err)
+		}
+		out[i] = &structpb.Value{}
+		if err := out[i].UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i+1, err)
+		}
+	}
+	return out, nil
+}
+
+// Call calls a unary method with args (encoded as JSON) and returns its
+// result as a plain Go value (nil, float64, string, bool, []any, map[string]any).
+// Errors are gRPC status errors, as a client would see them.
+func (i *Instance) Call(ctx context.Context, method string, args ...any) (any, error) {
+	vals, err := toValues(args)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := i.RPC.Call(ctx, &pluginv1.CallRequest{Method: method, Args: vals})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Result.AsInterface(), nil
+}
+
+// StreamingCall calls a streaming method and yields each result as a plain Go value.
+func (i *Instance) StreamingCall(ctx context.Context, method string, args ...any) iter.Seq2[any, error] {
+	return func(yield func(any, error) bool) {
+		vals, err := toValues(args)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s, err := i.RPC.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: vals})
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for {
+			r, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(r.Result.AsInterface(), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Reset resets the instance.
+func (i *Instance) Reset(ctx context.Context) error {
+	_, err := i.RPC.Reset(ctx, &pluginv1.ResetRequest{})
+	return err
+}
+
+// Conn is the client end of a byte stream opened with Stream.
+type Conn struct {
+	s    pluginv1.Driver_StreamClient
+	rbuf []byte
+	rerr error
+}
+
+// Stream opens a byte stream to method.
+func (i *Instance) Stream(ctx context.Context, method string) (*Conn, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, sdk.MethodHeader, method)
+	s, err := i.RPC.Stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Header(); err != nil {
+		return nil, err
+	}
+	return &Conn{s: s}, nil
+}
+
+// Read reads what the driver wrote; io.EOF once the driver closed its side.
+func (c *Conn) Read(p []byte) (int, error) {
+	for len(c.rbuf) == 0 {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		f, err := c.s.Recv()
+		switch {
+		case err != nil:
+			c.rerr = err
+		case f.Kind == pluginv1.FrameKind_FRAME_KIND_GOAWAY:
+			c.rerr = io.EOF
+		case f.Kind == pluginv1.FrameKind_FRAME_KIND_DATA:
+			c.rbuf = f.Payload
+		}
+	}
+	n := copy(p, c.rbuf)
+	c.rbuf = c.rbuf[n:]
+	return n, nil
+}
+
+// Write sends p to the driver as one frame.
+func (c *Conn) Write(p []byte) (int, error) {
+	if err := c.s.Send(&pluginv1.Frame{Payload: p}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// CloseWrite tells the driver no more data follows.
+func (c *Conn) CloseWrite() error {
+	if err := c.s.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_GOAWAY}); err != nil {
+		return err
+	}
+	return c.s.CloseSend()
+}

@@ -1,0 +1,228 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Plugin is what a plugin binary serves: its driver types and its version.
+type Plugin struct {
+	// Version is the binary's own version, shown to operators ("1.4.2").
+	Version string
+	// Drivers are the driver types the binary provides.
+	Drivers []Type
+}
+
+// server implements the plugin protocol for one process: it describes the
+// binary's types and, once configured, serves one driver instance.
+type server struct {
+	pluginv1.UnimplementedDriverServer
+
+	plugin Plugin
+	logger hclog.Logger
+
+	mu       sync.RWMutex
+	driver   Driver
+	methods  map[string]*Method
+	typ      *Type
+	closed   bool
+	describe *pluginv1.DescribeResponse
+}
+
+// NewServer returns the plugin-protocol server for p, for harnesses that serve
+// it on their own gRPC server (such as sdktest). Plugin binaries call [Serve].
+func NewServer(p Plugin, logger hclog.Logger) (pluginv1.DriverServer, error) {
+	return newServer(p, logger)
+}
+
+func newServer(p Plugin, logger hclog.Logger) (*server, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	names := map[string]string{}
+	desc := &pluginv1.DescribeResponse{SdkVersion: Version, ProtocolMinor: ProtocolMinor, Version: p.Version}
+	for i := range p.Drivers {
+		t := &p.Drivers[i]
+		if err := t.check(); err != nil {
+			return nil, err
+		}
+		for _, n := range append([]string{t.Name}, t.Aliases...) {
+			if other, dup := names[n]; dup {
+				return nil, fmt.Errorf("sdk: type name %q is used by both %q and %q", n, other, t.Name)
+			}
+			names[n] = t.Name
+		}
+		desc.Types = append(desc.Types, t.describe())
+	}
+	return &server{plugin: p, logger: logger, describe: desc}, nil
+}
+
+func (s *server) Describe(context.Context, *pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
+	return s.describe, nil
+}
+
+func (s *server) lookupType(name string) *Type {
+	for i := range s.plugin.Drivers {
+		t := &s.plugin.Drivers[i]
+		if t.Name == name {
+			return t
+		}
+		for _, a := range t.Aliases {
+			if a == name {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (resp *pluginv1.ConfigureResponse, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.driver != nil {
+		return nil, statusf(codes.FailedPrecondition, "this plugin process already serves %q; start another process for another instance", s.driver.(based).sdkBase().path)
+	}
+	t := s.lookupType(req.Type)
+	if t == nil {
+		return nil, statusf(codes.NotFound, "this binary provides no driver type %q", req.Type)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = &pluginv1.ConfigureResponse{Problems: []*pluginv1.ConfigProblem{{
+				Message: fmt.Sprintf("the driver panicked while starting: %v", r),
+			}}}, nil
+		}
+	}()
+	d, problems := t.New.construct(req.Config)
+	if len(problems) > 0 {
+		return &pluginv1.ConfigureResponse{Problems: problems}, nil
+	}
+	logger := s.logger.Named(req.Path)
+	if b, ok := d.(based); ok {
+		*b.sdkBase() = Base{name: req.Name, path: req.Path, logger: logger}
+	}
+	resp = &pluginv1.ConfigureResponse{Description: t.Description}
+	if ds, ok := d.(Describer); ok {
+		resp.Description = ds.Description()
+	}
+	if l, ok := d.(Labeler); ok {
+		resp.Labels = l.Labels()
+	}
+	methods := map[string]*Method{}
+	for _, m := range d.Exports() {
+		if m.err != nil {
+			return &pluginv1.ConfigureResponse{Problems: []*pluginv1.ConfigProblem{{Message: m.err.Error()}}}, nil
+		}
+		methods[m.name] = &m
+		resp.Methods = append(resp.Methods, m.info())
+	}
+	s.driver, s.methods, s.typ = d, methods, t
+	return resp, nil
+}
+
+// method finds a configured method of the wanted kind.
+func (s *server) method(name string, kind pluginv1.MethodKind) (*Method, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.driver == nil {
+		return nil, statusf(codes.FailedPrecondition, "the driver is not configured")
+	}
+	if s.closed {
+		return nil, statusf(codes.Unavailable, "the driver is closed")
+	}
+	m, ok := s.methods[name]
+	if !ok {
+		return nil, statusf(codes.NotFound, "%s has no method %q", s.typ.Name, name)
+	}
+	if m.kind != kind {
+		return nil, statusf(codes.InvalidArgument, "%s is a %s method; call it as one", name, kindName(m.kind))
+	}
+	return m, nil
+}
+
+func kindName(k pluginv1.MethodKind) string {
+	switch k {
+	case pluginv1.MethodKind_METHOD_KIND_STREAMING:
+		return "streaming"
+	case pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM:
+		return "byte-stream"
+	}
+	return "unary"
+}
+
+func (s *server) Call(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1.CallResponse, error) {
+	m, err := s.method(req.Method, pluginv1.MethodKind_METHOD_KIND_UNARY)
+	if err != nil {
+		return nil, err
+	}
+	v, err := m.call(ctx, s.logger.Error, req.Args)
+	if err != nil {
+		return nil, err
+	}
+	return &pluginv1.CallResponse{Result: v}, nil
+}
+
+func (s *server) StreamingCall(req *pluginv1.CallRequest, stream pluginv1.Driver_StreamingCallServer) error {
+	m, err := s.method(req.Method, pluginv1.MethodKind_METHOD_KIND_STREAMING)
+	if err != nil {
+		return err
+	}
+	return m.seq(stream.Context(), s.logger.Error, req.Args, func(v *structpb.Value) error {
+		return stream.Send(&pluginv1.CallResponse{Result: v})
+	})
+}
+
+func (s *server) Stream(stream pluginv1.Driver_StreamServer) error {
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	var name string
+	if v := md.Get(MethodHeader); len(v) > 0 {
+		name = v[0]
+	}
+	m, err := s.method(name, pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM)
+	if err != nil {
+		return err
+	}
+	// Headers tell the exporter the stream is open before any data flows.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	return serveStream(stream.Context(), m, s.logger.Error, stream)
+}
+
+func (s *server) Reset(ctx context.Context, _ *pluginv1.ResetRequest) (*pluginv1.ResetResponse, error) {
+	s.mu.RLock()
+	d := s.driver
+	s.mu.RUnlock()
+	if r, ok := d.(Resetter); ok {
+		if err := guard(ctx, "Reset", s.logger.Error, r.Reset); err != nil {
+			return nil, err
+		}
+	}
+	return &pluginv1.ResetResponse{}, nil
+}
+
+func (s *server) Close(ctx context.Context, _ *pluginv1.CloseRequest) (*pluginv1.CloseResponse, error) {
+	s.mu.Lock()
+	d, already := s.driver, s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if c, ok := d.(Closer); ok && !already {
+		if err := guard(ctx, "Close", s.logger.Error, c.Close); err != nil {
+			return nil, err
+		}
+	}
+	return &pluginv1.CloseResponse{}, nil
+}
+
+// guard runs a lifecycle hook, turning a panic into an INTERNAL error.
+func guard(ctx context.Context, name string, log logFunc, fn func(context.Context) error) (err error) {
+	defer recoverCall(name, log, &err)
+	return toStatus(fn(ctx))
+}

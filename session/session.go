@@ -1,0 +1,273 @@
+// Package session holds the driver instances of one lease and the calls and
+// streams in flight to them. A session starts its plugin processes fresh,
+// resets them, routes calls and streams by uuid, and at its end cancels what
+// is in flight, closes the drivers and stops their processes: nothing a
+// driver did in one session survives into the next.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jumpwire-dev/jumpwire/host"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// ErrEnded is the cause given to calls and streams cut off by the session's end.
+var ErrEnded = status.Error(codes.Unavailable, "the session ended")
+
+// Options configures a session.
+type Options struct {
+	// Launch configures every plugin process (timeouts, environment).
+	Launch host.LaunchOptions
+	// Logger is named per instance for the plugins' logs.
+	Logger hclog.Logger
+	// StopTimeout bounds each driver's Close at the session's end. Default 5s.
+	StopTimeout time.Duration
+}
+
+// Session is the running driver instances of one lease, by uuid.
+type Session struct {
+	ctx    context.Context
+	end    context.CancelCauseFunc
+	opts   Options
+	byUUID map[string]*host.Instance
+
+	mu       sync.Mutex
+	ended    bool
+	inflight sync.WaitGroup
+}
+
+// StartError lists the instances that could not start, by uuid.
+type StartError struct {
+	Failures map[string]error
+}
+
+func (e *StartError) Error() string {
+	errs := make([]error, 0, len(e.Failures))
+	for _, err := range e.Failures {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...).Error()
+}
+
+// Start starts a process for every spec (by uuid) in parallel and resets each
+// instance. aliases maps further uuids to the uuid of the instance they share.
+// If any instance fails, everything started is stopped and the error is a
+// *StartError naming each failure.
+func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]string, o Options) (*Session, error) {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 5 * time.Second
+	}
+	s := &Session{opts: o, byUUID: make(map[string]*host.Instance, len(specs)+len(aliases))}
+	s.ctx, s.end = context.WithCancelCause(context.Background())
+
+	var mu sync.Mutex
+	failures := map[string]error{}
+	var wg sync.WaitGroup
+	for id, spec := range specs {
+		wg.Go(func() {
+			lo := o.Launch
+			lo.Logger = o.Logger.Named(spec.Path)
+			inst, err := host.Start(ctx, spec, lo)
+			if err == nil {
+				if err = inst.Reset(ctx); err != nil {
+					_ = inst.Stop(ctx)
+					err = fmt.Errorf("reset %s: %s", spec.Path, status.Convert(err).Message())
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failures[id] = err
+				return
+			}
+			s.byUUID[id] = inst
+		})
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		_ = s.End(context.Background(), nil)
+		return nil, &StartError{Failures: failures}
+	}
+	for alias, target := range aliases {
+		if inst, ok := s.byUUID[target]; ok {
+			s.byUUID[alias] = inst
+		}
+	}
+	return s, nil
+}
+
+// Instance returns the instance serving uuid.
+func (s *Session) Instance(uuid string) (*host.Instance, error) {
+	inst, ok := s.byUUID[uuid]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no driver instance with uuid %s", uuid)
+	}
+	return inst, nil
+}
+
+// Configured returns what the instance for uuid answered to its config.
+func (s *Session) Configured(uuid string) *pluginv1.ConfigureResponse {
+	if inst, ok := s.byUUID[uuid]; ok {
+		return inst.Configured()
+	}
+	return nil
+}
+
+// Pids returns the plugin process ids by uuid (aliases included).
+func (s *Session) Pids() map[string]int {
+	out := make(map[string]int, len(s.byUUID))
+	for id, inst := range s.byUUID {
+		out[id] = inst.Pid()
+	}
+	return out
+}
+
+// begin registers a call and joins its context with the session's.
+func (s *Session) begin(ctx context.Context) (context.Context, func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil, nil, ErrEnded
+	}
+	s.inflight.Add(1)
+	c, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.ctx, func() { cancel(context.Cause(s.ctx)) })
+	return c, func() { stop(); cancel(nil); s.inflight.Done() }, nil
+}
+
+// Call calls a unary method of the instance uuid.
+func (s *Session) Call(ctx context.Context, uuid, method string, args []*structpb.Value) (*structpb.Value, error) {
+	inst, err := s.Instance(uuid)
+	if err != nil {
+		return nil, err
+	}
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	v, err := inst.Call(ctx, method, args)
+	return v, s.cause(ctx, err)
+}
+
+// StreamingCall calls a method of uuid whose results arrive one by one.
+func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args []*structpb.Value) iter.Seq2[*structpb.Value, error] {
+	return func(yield func(*structpb.Value, error) bool) {
+		inst, err := s.Instance(uuid)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		ctx, done, err := s.begin(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer done()
+		for v, err := range inst.StreamingCall(ctx, method, args) {
+			if !yield(v, s.cause(ctx, err)) {
+				return
+			}
+		}
+	}
+}
+
+// Stream opens a byte stream to method of uuid; release must be called when
+// the stream is finished with. The session's end cancels it.
+func (s *Session) Stream(ctx context.Context, uuid, method string) (stream pluginv1.Driver_StreamClient, inst *host.Instance, release func(), err error) {
+	inst, err = s.Instance(uuid)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stream, cancel, err := inst.Stream(ctx, method)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return stream, inst, func() { cancel(); done() }, nil
+}
+
+// cause prefers the session's reason when the session cut the call off.
+func (s *Session) cause(ctx context.Context, err error) error {
+	if err != nil && s.ctx.Err() != nil && ctx.Err() != nil {
+		return context.Cause(s.ctx)
+	}
+	return err
+}
+
+// Reset resets every instance.
+func (s *Session) Reset(ctx context.Context) error {
+	var errs []error
+	for _, inst := range s.unique() {
+		if err := inst.Reset(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("reset %s: %s", inst.Spec().Path, status.Convert(err).Message()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unique lists each instance once (aliases share instances).
+func (s *Session) unique() []*host.Instance {
+	seen := map[*host.Instance]bool{}
+	var out []*host.Instance
+	for _, inst := range s.byUUID {
+		if !seen[inst] {
+			seen[inst] = true
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// End ends the session: calls and streams in flight are cancelled with cause
+// (ErrEnded when nil), every driver is closed and every process stopped. It
+// is idempotent.
+func (s *Session) End(ctx context.Context, cause error) error {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil
+	}
+	s.ended = true
+	s.mu.Unlock()
+	if cause == nil {
+		cause = ErrEnded
+	}
+	s.end(cause)
+	s.inflight.Wait()
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, inst := range s.unique() {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, s.opts.StopTimeout)
+			defer cancel()
+			if err := inst.Stop(cctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
