@@ -1,0 +1,51 @@
+# jumpwire: `make demo` to see it run, `make test` to check it.
+GO       ?= go
+BIN      := bin
+PLUGINS  := $(BIN)/plugins
+DRIVERS  := $(notdir $(wildcard drivers/*))
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+
+.PHONY: all build demo test test-short bench proto proto-check lint fmt clean
+
+all: build
+
+## build: the jw CLI and every first-party driver plugin, into bin/ and bin/plugins/
+build:
+	@mkdir -p $(PLUGINS)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/jw ./cmd/jw
+	@for d in $(DRIVERS); do \
+		echo "$(GO) build -o $(PLUGINS)/jumpwire-driver-$$d ./drivers/$$d/cmd/jumpwire-driver-$$d"; \
+		$(GO) build -ldflags '$(LDFLAGS)' -o $(PLUGINS)/jumpwire-driver-$$d ./drivers/$$d/cmd/jumpwire-driver-$$d || exit 1; \
+	done
+
+## demo: build, start a local exporter on examples/exporter.yaml and take a short tour
+demo: build
+	@PATH="$(CURDIR)/$(BIN):$$PATH" ./examples/tour.sh examples/exporter.yaml
+
+## test: vet and the whole test suite with the race detector
+test: build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+## bench: the performance benchmarks (figures go to docs/PERFORMANCE.md)
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./bench/
+
+## proto: regenerate the committed protobuf code with the generators pinned in go.mod
+proto:
+	$(GO) tool buf generate
+
+## proto-check: fail if the committed generated code is not what `make proto` makes
+proto-check: proto
+	@git diff --exit-code -- proto/ || (echo "generated code is stale: run make proto and commit" && exit 1)
+
+## lint: golangci-lint v2 with the linters in .golangci.yml
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2 run ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+clean:
+	rm -rf $(BIN)

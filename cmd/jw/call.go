@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jumpwire-dev/jumpwire/client"
+)
+
+func newCallCmd(g *globals) *cobra.Command {
+	var stream bool
+	cmd := &cobra.Command{
+		Use:   "call PATH METHOD [ARG...]",
+		Short: "Call a method of a driver",
+		Long: `Call METHOD of the driver at PATH (dotted, e.g. dut.power; "." or "" for the root).
+
+Each ARG is a JSON value: true, 5, -1.5, null, "text", [1,2], {"a":1}. A word that is not valid
+JSON is taken as a string, so 'jw call serial write hello' sends "hello". Put ARGs that start
+with "-" after "--": jw call psu set_voltage -- -1
+
+A unary method prints its result: nothing for null, a string as is, anything else as JSON.
+A streaming method (or any method with --stream) prints each result on its own line as it
+arrives. With -o json every result is printed as one JSON value per line, null included.`,
+		Example: `  jw call power on
+  jw call dut.power read
+  jw call serial set_dtr true
+  jw call . info`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return fmt.Errorf(`call needs a driver PATH and a METHOD (PATH "." is the root)`)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, tree, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			d, err := tree.Lookup(args[0])
+			if err != nil {
+				return err
+			}
+			if !d.HasMethod(args[1]) {
+				return unknownMethod(d, args[1])
+			}
+			return g.invoke(cmd, c, d, args[1], args[2:], stream)
+		},
+	}
+	cmd.Flags().BoolVar(&stream, "stream", false, "call METHOD as a streaming method (results one per line)")
+	return cmd
+}
+
+// shortForm runs `jw PATH... METHOD [ARG...]`.
+func (g *globals) shortForm(cmd *cobra.Command, args []string, stream bool) error {
+	c, tree, err := g.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	d, rest := tree.Resolve(args)
+	if d == tree.Root && (len(rest) == 0 || !listsMethod(d, rest[0])) {
+		return fmt.Errorf("unknown command or driver %q; drivers: %s; commands: %s",
+			args[0], orNone(d.ChildNames()), commandNames(cmd.Root()))
+	}
+	if len(rest) == 0 {
+		if len(d.Children) > 0 {
+			return fmt.Errorf("missing driver or method for %s; %s", d.Path, choices(d))
+		}
+		return fmt.Errorf("missing method for %s; %s", d.Path, choices(d))
+	}
+	if !d.HasMethod(rest[0]) {
+		return unknownMethod(d, rest[0])
+	}
+	return g.invoke(cmd, c, d, rest[0], rest[1:], stream)
+}
+
+// listsMethod reports whether the exporter lists method for d.
+func listsMethod(d *client.Driver, method string) bool {
+	for _, m := range d.MethodNames() {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+func unknownMethod(d *client.Driver, method string) error {
+	if len(d.Children) > 0 {
+		return fmt.Errorf("unknown driver or method %q in %s; %s", method, displayPath(d), choices(d))
+	}
+	return fmt.Errorf("unknown method %q for %s; %s", method, displayPath(d), choices(d))
+}
+
+// choices lists what may follow driver d on the command line.
+func choices(d *client.Driver) string {
+	var parts []string
+	if len(d.Children) > 0 {
+		parts = append(parts, "drivers: "+strings.Join(d.ChildNames(), ", "))
+	}
+	if methods := d.MethodNames(); len(methods) > 0 {
+		parts = append(parts, "methods: "+strings.Join(methods, ", "))
+	}
+	if len(parts) == 0 {
+		return "it has no methods"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func displayPath(d *client.Driver) string {
+	if d.Path == "" {
+		return "the root"
+	}
+	return d.Path
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// invoke calls method on d with the command-line words as arguments and prints the results.
+func (g *globals) invoke(cmd *cobra.Command, c *client.Client, d *client.Driver, method string, words []string, stream bool) error {
+	kind := d.MethodKind(method)
+	if kind == client.KindStream {
+		return fmt.Errorf("%s is a byte stream, not a call (jw call cannot open byte streams)", joinOp(d, method))
+	}
+	args := parseArgs(words)
+	ctx, cancel := g.callCtx(cmd.Context())
+	defer cancel()
+	out := cmd.OutOrStdout()
+	if stream || kind == client.KindStreaming {
+		for v, err := range c.StreamingCall(ctx, d.UUID, method, args...) {
+			if err != nil {
+				return err
+			}
+			if err := g.print(out, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	v, err := c.Call(ctx, d.UUID, method, args...)
+	if err != nil {
+		return err
+	}
+	return g.print(out, v)
+}
+
+func joinOp(d *client.Driver, method string) string {
+	if d.Path == "" {
+		return method
+	}
+	return d.Path + "." + method
+}
+
+// parseArgs turns command-line words into call arguments: a valid JSON value as such (numbers as
+// json.Number, so that integers are checked exactly), anything else as a string.
+func parseArgs(words []string) []any {
+	args := make([]any, len(words))
+	for i, w := range words {
+		args[i] = w
+		if !json.Valid([]byte(w)) {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(w))
+		dec.UseNumber()
+		var v any
+		if dec.Decode(&v) == nil {
+			args[i] = v
+		}
+	}
+	return args
+}
+
+// print writes one result: in text mode nothing for null, a string as is (ending in a newline),
+// anything else as one line of JSON; in JSON mode always one line of JSON.
+func (g *globals) print(w io.Writer, v any) error {
+	if g.output == outputText {
+		switch x := v.(type) {
+		case nil:
+			return nil
+		case string:
+			if !strings.HasSuffix(x, "\n") {
+				x += "\n"
+			}
+			_, err := io.WriteString(w, x)
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}

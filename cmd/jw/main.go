@@ -1,0 +1,73 @@
+// Command jw is jumpwire's one CLI: the exporter side (run, shell) and the client side (tree, call,
+// status, end-session, and the short form `jw PATH... METHOD [ARG...]`).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jumpwire-dev/jumpwire/client"
+)
+
+// exitInterrupted is the exit code after Ctrl-C (128 + SIGINT).
+const exitInterrupted = 130
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills the process the default way
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes jw with args and returns the exit code: 0, 1 on error (one line `jw: <error>` on
+// stderr, followed by the command's usage when the command line itself was wrong), the command's
+// own status for `jw shell -- CMD` (an *exitError, silently), or 130 when ctx was canceled
+// (interrupted).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		return exit.code
+	}
+	if ctx.Err() != nil {
+		return exitInterrupted
+	}
+	fmt.Fprintf(stderr, "jw: %s\n", errorLine(err))
+	var ue usageError
+	if errors.As(err, &ue) && cmd != nil {
+		fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
+	}
+	return 1
+}
+
+// errorLine is the text of the one error line, with advice where jw has some.
+func errorLine(err error) string {
+	msg := err.Error()
+	if errors.Is(err, client.ErrUnreachable) {
+		msg += ` (is it running? start one with "jw shell -c FILE")`
+	}
+	return msg
+}
+
+// usageError is an error in the command line itself (unknown flag, missing argument): jw prints the
+// command's usage after it.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jumpwire-dev/jumpwire/client"
+)
+
+// globals holds the persistent flags shared by the client-side commands.
+type globals struct {
+	host    string
+	output  string
+	timeout time.Duration
+}
+
+const (
+	outputText = "text"
+	outputJSON = "json"
+)
+
+// newRootCmd builds the jw command tree.
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	var stream bool
+	root := &cobra.Command{
+		Use:   "jw [PATH...] [METHOD [ARG...]]",
+		Short: "jumpwire: hardware-in-the-loop exporter and client",
+		Long: `jw runs a jumpwire exporter and talks to one.
+
+Without a command, the words name a driver and one of its methods:
+  jw power on             call "on" on the driver "power"
+  jw dut power read       a nested driver (also: jw dut.power read)
+  jw serial set_dtr true  arguments as in "jw call"
+Run "jw tree" to see the drivers and their methods.`,
+		Args:          cobra.ArbitraryArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return g.shortForm(cmd, args, stream)
+		},
+	}
+	root.Flags().BoolVar(&stream, "stream", false, "call METHOD as a streaming method (results one per line)")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.host, "host", os.Getenv(client.HostEnv),
+		"exporter socket (unix:///path or a path); default from "+client.HostEnv)
+	pf.StringVarP(&g.output, "output", "o", outputText, "output format: text or json")
+	pf.DurationVar(&g.timeout, "timeout", 0, "time limit for each call to the exporter, e.g. 10s (0: none)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	// Subcommands: the one place they are added.
+	root.AddCommand(
+		newTreeCmd(g),
+		newCallCmd(g),
+		newStatusCmd(g),
+		newEndSessionCmd(g),
+		// Exporter side (cmd/jw/run.go, cmd/jw/shell.go), added by the lead:
+		newRunCmd(),
+		newShellCmd(),
+	)
+
+	markUsageErrors(root)
+	return root
+}
+
+// markUsageErrors makes the argument checks of cmd and its subcommands return usage errors.
+func markUsageErrors(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
+}
+
+// checkOutput validates --output.
+func (g *globals) checkOutput() error {
+	switch g.output {
+	case outputText, outputJSON:
+		return nil
+	}
+	return usageError{fmt.Errorf("invalid --output %q (want text or json)", g.output)}
+}
+
+// callCtx bounds one call to the exporter by --timeout.
+func (g *globals) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.timeout > 0 {
+		return context.WithTimeout(ctx, g.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// connect checks --output, dials the exporter and reads its tree. The caller closes the client.
+func (g *globals) connect(cmd *cobra.Command) (*client.Client, *client.Tree, error) {
+	if err := g.checkOutput(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := g.callCtx(cmd.Context())
+	defer cancel()
+	c, err := client.Dial(ctx, g.host)
+	if err != nil {
+		return nil, nil, dialError(err)
+	}
+	tree, err := c.Tree(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, err
+	}
+	return c, tree, nil
+}
+
+// dialError rewords Dial's errors for the command line.
+func dialError(err error) error {
+	if errors.Is(err, client.ErrNoHost) {
+		return fmt.Errorf(`no exporter: %s is not set (run inside "jw shell" or pass --host)`, client.HostEnv)
+	}
+	return err
+}
+
+// commandNames lists the root's commands for error messages.
+func commandNames(root *cobra.Command) string {
+	var names []string
+	for _, c := range root.Commands() {
+		if c.IsAvailableCommand() && c.Name() != "help" && c.Name() != "completion" {
+			names = append(names, c.Name())
+		}
+	}
+	return strings.Join(names, ", ")
+}

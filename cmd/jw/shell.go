@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/jumpwire-dev/jumpwire/exporter"
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a child's exit status out of `jw shell -- CMD`.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newShellCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "shell -c FILE [-- CMD [ARG...]]",
+		Short: "Run a local exporter and a shell (or one command) connected to it",
+		Long: `Start a local exporter on a private socket and run $SHELL with
+JUMPSTARTER_HOST pointing at it, so jw commands (and Jumpstarter clients)
+inside that shell talk to it. With -- CMD, run that command instead and exit
+with its status. The exporter and every plugin stop when the shell exits.`,
+		Example: `  jw shell -c examples/exporter.yaml
+  jw shell -c examples/exporter.yaml -- jw power on`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() > 0 {
+				return fmt.Errorf("unexpected argument %q before --; usage: %s", args[0], cmd.UseLine())
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			e, err := f.start(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			defer stop(e)
+			dir, err := os.MkdirTemp("", "jumpwire-shell-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			sock := filepath.Join(dir, "exporter.sock")
+			lis, err := exporter.Listen("unix://" + sock)
+			if err != nil {
+				return err
+			}
+			served := make(chan error, 1)
+			go func() { served <- e.Serve(ctx, lis) }()
+
+			if len(args) == 0 {
+				sh := os.Getenv("SHELL")
+				if sh == "" {
+					sh = "/bin/sh"
+				}
+				args = []string{sh}
+				if m := e.Config().Motd; m != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), m)
+				}
+			}
+			child := exec.CommandContext(ctx, args[0], args[1:]...)
+			child.Stdin, child.Stdout, child.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			child.Env = append(os.Environ(), "JUMPSTARTER_HOST=unix://"+sock)
+			// The child owns the terminal: Ctrl-C is for it, not for us.
+			signal.Ignore(os.Interrupt, syscall.SIGQUIT)
+			defer signal.Reset(os.Interrupt, syscall.SIGQUIT)
+			err = child.Run()
+			cancel()
+			<-served
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return &exitError{code: ee.ExitCode()}
+			}
+			if err != nil {
+				return fmt.Errorf("run %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	f.register(cmd, "warn")
+	return cmd
+}

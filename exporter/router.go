@@ -1,0 +1,150 @@
+package exporter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// RequestHeader is the metadata key naming what a router stream connects to.
+const RequestHeader = "request"
+
+// streamRequest is the JSON value of the request header.
+type streamRequest struct {
+	Kind                string  `json:"kind"`
+	UUID                string  `json:"uuid"`
+	Method              string  `json:"method"`
+	XJmpContentEncoding *string `json:"x_jmp_content_encoding"`
+}
+
+// parseStreamRequest decodes the request header strictly.
+func parseStreamRequest(md metadata.MD) (*streamRequest, error) {
+	v := md.Get(RequestHeader)
+	if len(v) != 1 {
+		return nil, status.Errorf(codes.InvalidArgument,
+			`a stream needs exactly one %q metadata value, e.g. {"kind":"driver","uuid":"...","method":"connect"}; got %d`, RequestHeader, len(v))
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(v[0])))
+	dec.DisallowUnknownFields()
+	var r streamRequest
+	if err := dec.Decode(&r); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stream request header %q: %v", v[0], err)
+	}
+	if dec.More() {
+		return nil, status.Errorf(codes.InvalidArgument, "stream request header %q: trailing data after the JSON object", v[0])
+	}
+	switch {
+	case r.Kind == "resource":
+		return nil, status.Error(codes.Unimplemented, "resource (upload) streams are not supported by this exporter yet")
+	case r.Kind != "driver":
+		return nil, status.Errorf(codes.InvalidArgument, `stream request header: kind %q is not "driver" or "resource"`, r.Kind)
+	case r.UUID == "" || r.Method == "":
+		return nil, status.Error(codes.InvalidArgument, "stream request header: a driver stream needs uuid and method")
+	}
+	return &r, nil
+}
+
+// router implements jumpstarter.v1 RouterService: byte streams to drivers.
+type router struct {
+	jumpstarterv1.UnimplementedRouterServiceServer
+	e *Exporter
+}
+
+// Stream relays one byte stream between a client and a driver's stream
+// method: one goroutine per direction, no queues, so gRPC flow control gives
+// backpressure end to end.
+func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
+	md, _ := metadata.FromIncomingContext(cs.Context())
+	req, err := parseStreamRequest(md)
+	if err != nil {
+		return err
+	}
+	svc := &service{e: r.e}
+	n, err := svc.driverNode(req.UUID)
+	if err != nil {
+		return err
+	}
+	sess, err := svc.session()
+	if err != nil {
+		return err
+	}
+	ps, inst, release, err := sess.Stream(cs.Context(), n.uuid, req.Method)
+	if err != nil {
+		return err
+	}
+	defer release()
+	// The plugin answers with its headers once the method exists; a missing
+	// method fails here, before the client is told the stream is open.
+	if _, err := ps.Header(); err != nil {
+		return inst.StreamError(err)
+	}
+	if err := cs.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	go relayUp(cs, ps)
+	return relayDown(cs, ps, inst.StreamError)
+}
+
+// relayUp carries the client's frames to the plugin until the client
+// half-closes or goes away.
+func relayUp(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient) {
+	for {
+		m, err := cs.Recv()
+		if err != nil {
+			_ = ps.CloseSend()
+			return
+		}
+		switch m.FrameType {
+		case jumpstarterv1.FrameType_FRAME_TYPE_DATA:
+			if err := ps.Send(&pluginv1.Frame{Payload: m.Payload}); err != nil {
+				return
+			}
+		case jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY:
+			_ = ps.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_GOAWAY})
+			_ = ps.CloseSend()
+			return
+		case jumpstarterv1.FrameType_FRAME_TYPE_RST_STREAM:
+			_ = ps.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_RST_STREAM})
+			_ = ps.CloseSend()
+			return
+		}
+	}
+}
+
+// relayDown carries the plugin's frames to the client. When the driver ends
+// the stream the client gets GOAWAY and status ABORTED, as clients expect.
+func relayDown(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient, explain func(error) error) error {
+	goaway := false
+	for {
+		f, err := ps.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return explain(err)
+			}
+			if !goaway {
+				if err := cs.Send(&jumpstarterv1.StreamResponse{FrameType: jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY}); err != nil {
+					return err
+				}
+			}
+			return status.Error(codes.Aborted, "stream ended by the driver")
+		}
+		switch f.Kind {
+		case pluginv1.FrameKind_FRAME_KIND_DATA:
+			err = cs.Send(&jumpstarterv1.StreamResponse{Payload: f.Payload})
+		case pluginv1.FrameKind_FRAME_KIND_GOAWAY:
+			goaway = true
+			err = cs.Send(&jumpstarterv1.StreamResponse{FrameType: jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY})
+		}
+		if err != nil {
+			return fmt.Errorf("send to client: %w", err)
+		}
+	}
+}

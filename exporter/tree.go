@@ -1,0 +1,144 @@
+package exporter
+
+import (
+	"encoding/json"
+	"maps"
+
+	"github.com/google/uuid"
+	"github.com/jumpwire-dev/jumpwire/exporter/config"
+	"github.com/jumpwire-dev/jumpwire/plugins"
+	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+)
+
+// Labels the exporter reports on every driver instance.
+const (
+	LabelClient  = "jumpstarter.dev/client" // the client class a Jumpstarter client loads
+	LabelName    = "jumpstarter.dev/name"   // the instance's key in its parent
+	LabelType    = "jumpwire.dev/type"      // the driver type
+	LabelMethods = "jumpwire.dev/methods"   // JSON: method name -> unary | streaming | stream
+	LabelState   = "jumpwire.dev/state"     // running | restarting | failed
+	LabelRef     = "jumpwire.dev/ref"       // for an alias: the dotted path it stands for
+	LabelVersion = "jumpwire.dev/version"   // the plugin binary's version
+
+	compositeClient = "jumpstarter_driver_composite.client.CompositeClient"
+)
+
+// uuidSpace is the UUIDv5 namespace of jumpwire driver instances.
+var uuidSpace = uuid.MustParse("6b1f3c2a-8e4d-5f7a-9c0b-2d4e6f8a1b3c")
+
+// instanceUUID derives the stable uuid of the instance at path ("" for the
+// root) of the exporter namespace/name: the same across restarts, swaps and
+// sessions.
+func instanceUUID(namespace, name, path string) string {
+	return uuid.NewSHA1(uuidSpace, []byte(namespace+"/"+name+":"+path)).String()
+}
+
+// node is one entry of the driver tree.
+type node struct {
+	uuid   string
+	parent *node
+	inst   *config.Instance // nil for the root
+	target *node            // for a ref: the node it stands for
+	entry  *plugins.Entry   // for a driver: the binary providing it
+	dtype  *pluginv1.DriverType
+}
+
+func (n *node) path() string {
+	if n.inst == nil {
+		return ""
+	}
+	return n.inst.Path
+}
+
+// isDriver reports whether the node runs a driver instance of its own.
+func (n *node) isDriver() bool { return n.inst != nil && n.inst.Type != "" }
+
+// buildTree lists the root and every instance of cfg in pre-order.
+func buildTree(cfg *config.Config) ([]*node, map[string]*node) {
+	root := &node{uuid: instanceUUID(cfg.Metadata.Namespace, cfg.Metadata.Name, "")}
+	nodes := []*node{root}
+	byPath := map[string]*node{"": root}
+	var add func(parent *node, list []*config.Instance)
+	add = func(parent *node, list []*config.Instance) {
+		for _, inst := range list {
+			n := &node{uuid: instanceUUID(cfg.Metadata.Namespace, cfg.Metadata.Name, inst.Path), parent: parent, inst: inst}
+			nodes = append(nodes, n)
+			byPath[inst.Path] = n
+			add(n, inst.Children)
+		}
+	}
+	add(root, cfg.Export)
+	for _, n := range nodes {
+		if n.inst != nil && n.inst.Ref != "" {
+			n.target = byPath[n.inst.Ref]
+		}
+	}
+	return nodes, byPath
+}
+
+// methodKinds renders the kinds of methods for the LabelMethods label.
+func methodKinds(methods []*pluginv1.Method) string {
+	kinds := make(map[string]string, len(methods))
+	for _, m := range methods {
+		switch m.Kind {
+		case pluginv1.MethodKind_METHOD_KIND_STREAMING:
+			kinds[m.Name] = "streaming"
+		case pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM:
+			kinds[m.Name] = "stream"
+		default:
+			kinds[m.Name] = "unary"
+		}
+	}
+	b, _ := json.Marshal(kinds)
+	return string(b)
+}
+
+// report describes one node to clients. conf is what its driver answered to
+// its config (nil for composites).
+func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse) *jumpstarterv1.DriverInstanceReport {
+	r := &jumpstarterv1.DriverInstanceReport{
+		Uuid:               n.uuid,
+		Labels:             map[string]string{LabelClient: compositeClient, LabelType: "composite"},
+		MethodsDescription: map[string]string{},
+	}
+	if n.parent != nil {
+		r.ParentUuid = &n.parent.uuid
+	}
+	src := n
+	if n.target != nil {
+		src = n.target
+		r.Labels[LabelRef] = n.target.path()
+	}
+	if src.isDriver() && conf != nil {
+		maps.Copy(r.Labels, conf.Labels)
+		r.Labels[LabelClient] = src.dtype.Client
+		r.Labels[LabelType] = src.dtype.Name
+		r.Labels[LabelMethods] = methodKinds(conf.Methods)
+		r.Labels[LabelState] = "running"
+		if v := src.entry.Info.GetVersion(); v != "" {
+			r.Labels[LabelVersion] = v
+		}
+		for _, m := range conf.Methods {
+			r.MethodsDescription[m.Name] = m.Description
+		}
+		if conf.Description != "" {
+			r.Description = &conf.Description
+		}
+		maps.Copy(r.MethodsDescription, src.inst.MethodsDescription)
+	}
+	switch {
+	case n.inst == nil:
+		if d := e.cfg.Description; d != "" {
+			r.Description = &d
+		}
+	default:
+		r.Labels[LabelName] = n.inst.Name
+		if n.inst.Description != nil {
+			r.Description = n.inst.Description
+		} else if src.inst != nil && src.inst.Description != nil {
+			r.Description = src.inst.Description
+		}
+	}
+	return r
+}
