@@ -72,7 +72,7 @@ func TestConfigRejected(t *testing.T) {
 	}{
 		{map[string]any{"voltage": -1}, "voltage: must not be negative, got -1"},
 		{map[string]any{"on": "yes"}, `on: expected boolean, got string "yes"`},
-		{map[string]any{"volts": 5}, `unknown key "volts"; valid keys: current, interval, on, readings, voltage`},
+		{map[string]any{"volts": 5}, `volts: unknown key; valid keys: current, interval, on, readings, voltage`},
 		{map[string]any{"interval": "soon"}, `interval: `},
 	}
 	for _, tt := range tests {
