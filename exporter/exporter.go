@@ -89,11 +89,21 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	for _, n := range e.nodes {
 		e.byUUID[n.uuid] = n
 	}
-	if errs := e.resolve(ctx); len(errs) > 0 {
-		return nil, errs
-	}
-	if err := e.startSession(ctx); err != nil {
+	// Every problem at once: types that resolve are started (which is how
+	// their drivers check their configs) even when others do not.
+	errs := e.resolve(ctx)
+	err = e.startSession(ctx)
+	var more config.Errors
+	switch {
+	case errors.As(err, &more):
+		errs = append(errs, more...)
+	case err != nil:
 		return nil, err
+	}
+	if len(errs) > 0 {
+		_ = e.Close(ctx)
+		slices.SortStableFunc(errs, func(a, b *config.Error) int { return a.Pos.Line - b.Pos.Line })
+		return nil, errs
 	}
 	return e, nil
 }
@@ -125,7 +135,6 @@ func (e *Exporter) resolve(ctx context.Context) config.Errors {
 		})
 	}
 	wg.Wait()
-	slices.SortFunc(errs, func(a, b *config.Error) int { return a.Pos.Line - b.Pos.Line })
 	return errs
 }
 
@@ -171,7 +180,7 @@ func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
 		switch {
 		case n.target != nil:
 			aliases[n.uuid] = n.target.uuid
-		case n.isDriver():
+		case n.isDriver() && n.entry != nil: // unresolved types are reported by resolve
 			cfg, err := structpb.NewStruct(n.inst.Config)
 			if err != nil {
 				errs = append(errs, n.inst.KeyError("config", err.Error()))
@@ -203,11 +212,12 @@ func (e *Exporter) startSession(ctx context.Context) error {
 	if err != nil {
 		var se *session.StartError
 		if errors.As(err, &se) {
-			return e.startErrors(se)
+			errs := e.startErrors(se)
+			return append(errs, e.checkMethods(func(id string) *pluginv1.ConfigureResponse { return se.Configured[id] })...)
 		}
 		return err
 	}
-	if errs := e.checkMethods(s); len(errs) > 0 {
+	if errs := e.checkMethods(s.Configured); len(errs) > 0 {
 		_ = s.End(ctx, nil)
 		return errs
 	}
@@ -239,13 +249,16 @@ func (e *Exporter) startErrors(se *session.StartError) config.Errors {
 }
 
 // checkMethods rejects methods_description entries naming no method.
-func (e *Exporter) checkMethods(s *session.Session) config.Errors {
+func (e *Exporter) checkMethods(configured func(uuid string) *pluginv1.ConfigureResponse) config.Errors {
 	var errs config.Errors
 	for _, n := range e.nodes {
 		if !n.isDriver() || n.inst.MethodsDescription == nil {
 			continue
 		}
-		conf := s.Configured(n.uuid)
+		conf := configured(n.uuid)
+		if conf == nil {
+			continue // it did not start; that is reported already
+		}
 		var names []string
 		for _, m := range conf.GetMethods() {
 			names = append(names, m.Name)

@@ -46,9 +46,12 @@ type Session struct {
 	inflight sync.WaitGroup
 }
 
-// StartError lists the instances that could not start, by uuid.
+// StartError lists the instances that could not start, by uuid, and what
+// the others answered to their config before everything was stopped (so a
+// caller can check all of them at once).
 type StartError struct {
-	Failures map[string]error
+	Failures   map[string]error
+	Configured map[string]*pluginv1.ConfigureResponse
 }
 
 func (e *StartError) Error() string {
@@ -98,8 +101,12 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 	}
 	wg.Wait()
 	if len(failures) > 0 {
+		se := &StartError{Failures: failures, Configured: map[string]*pluginv1.ConfigureResponse{}}
+		for id, inst := range s.byUUID {
+			se.Configured[id] = inst.Configured()
+		}
 		_ = s.End(context.Background(), nil)
-		return nil, &StartError{Failures: failures}
+		return nil, se
 	}
 	for alias, target := range aliases {
 		if inst, ok := s.byUUID[target]; ok {
