@@ -1,0 +1,38 @@
+package bench
+
+import (
+	"testing"
+)
+
+// TestBenchmarks runs each measurement of the benchmarks once, at tiny
+// scale, so the benchmark code is checked with the rest of the suite. It
+// asserts that the calls succeed and the figures exist, never a timing.
+func TestBenchmarks(t *testing.T) {
+	t.Run("DriverCall", func(t *testing.T) {
+		t.Parallel()
+		jw, floor := jumpwireCaller(t), floorCaller(t)
+		for range 3 {
+			callOnce(t.Context(), t, "jumpwire", jw)
+			callOnce(t.Context(), t, "floor", floor)
+		}
+	})
+	t.Run("ColdStart", func(t *testing.T) {
+		t.Parallel()
+		power, bare := startPower(t.Context(), t, powerPlugin(t)), startBare(t.Context(), t, barePlugin(t))
+		if power.took <= 0 || bare.took <= 0 || power.pid == bare.pid {
+			t.Errorf("power started in %v as %d, bare in %v as %d", power.took, power.pid, bare.took, bare.pid)
+		}
+		if r := idleRSS(t.Context(), t, power.pid, bare.pid); r[0] <= 0 || r[1] <= 0 {
+			t.Errorf("plugin RSS %v", r)
+		}
+		power.stop()
+		bare.stop()
+	})
+	t.Run("IdleRSS", func(t *testing.T) {
+		t.Parallel()
+		m := measureExporter(t.Context(), t, 2)
+		if m.exporter <= 0 || m.plugins <= 0 || m.pss <= 0 {
+			t.Errorf("exporter RSS %d, plugins' %d, PSS %d", m.exporter, m.plugins, m.pss)
+		}
+	})
+}

@@ -1,0 +1,113 @@
+// Package bareplugin is the baseline the benchmarks measure jumpwire against:
+// a plugin served and launched with hashicorp/go-plugin directly (gRPC over a
+// unix socket, AutoMTLS), with none of the jumpwire SDK or host. Its one
+// working RPC, Call, answers every call with the same small value the power
+// driver's "state" method returns, so the messages on the wire are the same
+// size as jumpwire's.
+//
+// The plugin binary is ./bench/internal/bareplugin/cmd/jumpwire-bench-bareplugin.
+package bareplugin
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Handshake is the go-plugin handshake of the bare plugin. It differs from
+// the jumpwire one, so neither side can be mistaken for the other.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "JUMPWIRE_BENCH_BAREPLUGIN",
+	MagicCookieValue: "bare",
+}
+
+// name is the name under which the binary serves its one plugin.
+const name = "bare"
+
+// server answers Call; every other RPC of the plugin protocol is unimplemented.
+type server struct {
+	pluginv1.UnimplementedDriverServer
+}
+
+// Call answers false, like the power driver's "state" of a switch that is off.
+func (server) Call(context.Context, *pluginv1.CallRequest) (*pluginv1.CallResponse, error) {
+	return &pluginv1.CallResponse{Result: structpb.NewBoolValue(false)}, nil
+}
+
+// binding is both halves of the go-plugin binding.
+type binding struct{ plugin.NetRPCUnsupportedPlugin }
+
+func (binding) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginv1.RegisterDriverServer(s, server{})
+	return nil
+}
+
+func (binding) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return pluginv1.NewDriverClient(cc), nil
+}
+
+// Serve serves the bare plugin until the host stops it. It logs to stderr as
+// hclog JSON at info level, as a jumpwire plugin does.
+func Serve() {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{name: binding{}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Info}),
+	})
+}
+
+// Plugin is a running bare plugin process seen from the host.
+type Plugin struct {
+	client *plugin.Client
+	// RPC is the plugin-protocol client of the process (only Call works).
+	RPC pluginv1.DriverClient
+}
+
+// Launch starts binary with go-plugin (gRPC, AutoMTLS) and completes the
+// handshake. The caller must Kill the plugin.
+func Launch(binary string) (*Plugin, error) {
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		Plugins:          plugin.PluginSet{name: binding{}},
+		Cmd:              exec.Command(binary),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           hclog.NewNullLogger(),
+	})
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	raw, err := rpc.Dispense(name)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	c, ok := raw.(pluginv1.DriverClient)
+	if !ok {
+		client.Kill()
+		return nil, errors.New("bareplugin: dispensed an unexpected client")
+	}
+	return &Plugin{client: client, RPC: c}, nil
+}
+
+// Pid is the plugin process's id.
+func (p *Plugin) Pid() int {
+	if rc := p.client.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
+// Kill stops the plugin process and waits for it to exit. It is idempotent.
+func (p *Plugin) Kill() { p.client.Kill() }
