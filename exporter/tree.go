@@ -127,18 +127,17 @@ func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse) *jumpstarte
 		}
 		maps.Copy(r.MethodsDescription, src.inst.MethodsDescription)
 	}
-	switch {
-	case n.inst == nil:
+	if n.inst == nil { // the root: the exporter itself
 		if d := e.cfg.Description; d != "" {
 			r.Description = &d
 		}
-	default:
-		r.Labels[LabelName] = n.inst.Name
-		if n.inst.Description != nil {
-			r.Description = n.inst.Description
-		} else if src.inst != nil && src.inst.Description != nil {
-			r.Description = src.inst.Description
-		}
+		return r
+	}
+	r.Labels[LabelName] = n.inst.Name
+	if n.inst.Description != nil {
+		r.Description = n.inst.Description
+	} else if src.inst != nil && src.inst.Description != nil {
+		r.Description = src.inst.Description
 	}
 	return r
 }

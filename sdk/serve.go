@@ -1,12 +1,12 @@
 package sdk
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	"context"
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"

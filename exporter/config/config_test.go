@@ -404,12 +404,12 @@ func TestLoadFull(t *testing.T) {
 }
 
 func TestDefaultsAndNulls(t *testing.T) {
-	cfg, err := Parse("f.yaml", []byte(head+"description: null\nhooks: {beforeLease: {script: x}, afterLease: null}\n"+
+	_, err := Parse("f.yaml", []byte(head+"description: null\nhooks: {beforeLease: {script: x}, afterLease: null}\n"+
 		"export:\n  power: {type: x, config: null, description: null}\n  group: {children: null}\n"))
 	if err == nil {
 		t.Fatalf("a composite whose children are null has nothing to be; want an error")
 	}
-	cfg, err = Parse("f.yaml", []byte(head+"description: null\nhooks: {beforeLease: {script: x}, afterLease: null}\n"+
+	cfg, err := Parse("f.yaml", []byte(head+"description: null\nhooks: {beforeLease: {script: x}, afterLease: null}\n"+
 		"export:\n  power: {type: x, config: null, description: null}\n  group: {children: {}}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -497,7 +497,7 @@ func TestWalkStops(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := cfg.Walk(func(*Instance) error { n++; return stop }); err != stop || n != 1 {
+	if err := cfg.Walk(func(*Instance) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Errorf("Walk = %v after %d calls, want stop after 1", err, n)
 	}
 }
