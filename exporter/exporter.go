@@ -207,6 +207,10 @@ func (e *Exporter) startSession(ctx context.Context) error {
 	}
 	s, err := session.Start(ctx, specs, aliases, session.Options{
 		Launch: host.LaunchOptions{StartTimeout: e.opts.StartTimeout},
+		Policy: host.Policy{
+			MaxCrashes: e.cfg.FailureDetection.MaxRapidFailures,
+			Window:     e.cfg.FailureDetection.RapidFailureWindow,
+		},
 		Logger: e.logger,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jumpwire-dev/jumpwire/host"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
@@ -58,11 +59,17 @@ func (s *service) GetReport(context.Context, *emptypb.Empty) (*jumpstarterv1.Get
 		if n.target != nil {
 			src = n.target
 		}
-		var conf *pluginv1.ConfigureResponse
+		var (
+			conf   *pluginv1.ConfigureResponse
+			health *host.Health
+		)
 		if sess != nil {
 			conf = sess.Configured(src.uuid)
+			if h, ok := sess.Health(src.uuid); ok {
+				health = &h
+			}
 		}
-		resp.Reports = append(resp.Reports, e.report(n, conf))
+		resp.Reports = append(resp.Reports, e.report(n, conf, health))
 	}
 	return resp, nil
 }

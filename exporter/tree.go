@@ -3,9 +3,11 @@ package exporter
 import (
 	"encoding/json"
 	"maps"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
+	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/plugins"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
@@ -13,13 +15,16 @@ import (
 
 // Labels the exporter reports on every driver instance.
 const (
-	LabelClient  = "jumpstarter.dev/client" // the client class a Jumpstarter client loads
-	LabelName    = "jumpstarter.dev/name"   // the instance's key in its parent
-	LabelType    = "jumpwire.dev/type"      // the driver type
-	LabelMethods = "jumpwire.dev/methods"   // JSON: method name -> unary | streaming | stream
-	LabelState   = "jumpwire.dev/state"     // running | restarting | failed
-	LabelRef     = "jumpwire.dev/ref"       // for an alias: the dotted path it stands for
-	LabelVersion = "jumpwire.dev/version"   // the plugin binary's version
+	LabelClient   = "jumpstarter.dev/client" // the client class a Jumpstarter client loads
+	LabelName     = "jumpstarter.dev/name"   // the instance's key in its parent
+	LabelType     = "jumpwire.dev/type"      // the driver type
+	LabelMethods  = "jumpwire.dev/methods"   // JSON: method name -> unary | streaming | stream
+	LabelState    = "jumpwire.dev/state"     // running | restarting | failed
+	LabelRestarts = "jumpwire.dev/restarts"  // how often the driver's process was restarted
+	LabelLastExit = "jumpwire.dev/last-exit" // how its last process ended
+	LabelPid      = "jumpwire.dev/pid"       // its current plugin process
+	LabelRef      = "jumpwire.dev/ref"       // for an alias: the dotted path it stands for
+	LabelVersion  = "jumpwire.dev/version"   // the plugin binary's version
 
 	compositeClient = "jumpstarter_driver_composite.client.CompositeClient"
 )
@@ -96,7 +101,7 @@ func methodKinds(methods []*pluginv1.Method) string {
 
 // report describes one node to clients. conf is what its driver answered to
 // its config (nil for composites).
-func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse) *jumpstarterv1.DriverInstanceReport {
+func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse, health *host.Health) *jumpstarterv1.DriverInstanceReport {
 	r := &jumpstarterv1.DriverInstanceReport{
 		Uuid:               n.uuid,
 		Labels:             map[string]string{LabelClient: compositeClient, LabelType: "composite"},
@@ -115,7 +120,16 @@ func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse) *jumpstarte
 		r.Labels[LabelClient] = src.dtype.Client
 		r.Labels[LabelType] = src.dtype.Name
 		r.Labels[LabelMethods] = methodKinds(conf.Methods)
-		r.Labels[LabelState] = "running"
+		if health != nil {
+			r.Labels[LabelState] = health.State.String()
+			r.Labels[LabelRestarts] = strconv.Itoa(health.Restarts)
+			if health.LastExit != "" {
+				r.Labels[LabelLastExit] = health.LastExit
+			}
+			if health.Pid != 0 {
+				r.Labels[LabelPid] = strconv.Itoa(health.Pid)
+			}
+		}
 		if v := src.entry.Info.GetVersion(); v != "" {
 			r.Labels[LabelVersion] = v
 		}

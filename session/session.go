@@ -28,6 +28,8 @@ var ErrEnded = status.Error(codes.Unavailable, "the session ended")
 type Options struct {
 	// Launch configures every plugin process (timeouts, environment).
 	Launch host.LaunchOptions
+	// Policy says how crashed drivers are restarted.
+	Policy host.Policy
 	// Logger is named per instance for the plugins' logs.
 	Logger hclog.Logger
 	// StopTimeout bounds each driver's Close at the session's end. Default 5s.
@@ -39,7 +41,7 @@ type Session struct {
 	ctx    context.Context
 	end    context.CancelCauseFunc
 	opts   Options
-	byUUID map[string]*host.Instance
+	byUUID map[string]*host.Supervised
 
 	mu       sync.Mutex
 	ended    bool
@@ -73,7 +75,7 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 5 * time.Second
 	}
-	s := &Session{opts: o, byUUID: make(map[string]*host.Instance, len(specs)+len(aliases))}
+	s := &Session{opts: o, byUUID: make(map[string]*host.Supervised, len(specs)+len(aliases))}
 	s.ctx, s.end = context.WithCancelCause(context.Background())
 
 	var mu sync.Mutex
@@ -83,13 +85,7 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 		wg.Go(func() {
 			lo := o.Launch
 			lo.Logger = o.Logger.Named(spec.Path)
-			inst, err := host.Start(ctx, spec, lo)
-			if err == nil {
-				if err = inst.Reset(ctx); err != nil {
-					_ = inst.Stop(ctx)
-					err = fmt.Errorf("reset %s: %s", spec.Path, status.Convert(err).Message())
-				}
-			}
+			inst, err := host.Supervise(ctx, spec, lo, o.Policy)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -116,8 +112,8 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 	return s, nil
 }
 
-// Instance returns the instance serving uuid.
-func (s *Session) Instance(uuid string) (*host.Instance, error) {
+// Instance returns the supervised instance serving uuid.
+func (s *Session) Instance(uuid string) (*host.Supervised, error) {
 	inst, ok := s.byUUID[uuid]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no driver instance with uuid %s", uuid)
@@ -131,6 +127,15 @@ func (s *Session) Configured(uuid string) *pluginv1.ConfigureResponse {
 		return inst.Configured()
 	}
 	return nil
+}
+
+// Health reports the state of the instance serving uuid.
+func (s *Session) Health(uuid string) (host.Health, bool) {
+	inst, ok := s.byUUID[uuid]
+	if !ok {
+		return host.Health{}, false
+	}
+	return inst.Health(), true
 }
 
 // Pids returns the plugin process ids by uuid (aliases included).
@@ -194,8 +199,8 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 
 // Stream opens a byte stream to method of uuid; release must be called when
 // the stream is finished with. The session's end cancels it.
-func (s *Session) Stream(ctx context.Context, uuid, method string) (stream pluginv1.Driver_StreamClient, inst *host.Instance, release func(), err error) {
-	inst, err = s.Instance(uuid)
+func (s *Session) Stream(ctx context.Context, uuid, method string) (stream pluginv1.Driver_StreamClient, proc *host.Instance, release func(), err error) {
+	inst, err := s.Instance(uuid)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -203,12 +208,12 @@ func (s *Session) Stream(ctx context.Context, uuid, method string) (stream plugi
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	stream, cancel, err := inst.Stream(ctx, method)
+	stream, proc, cancel, err := inst.Stream(ctx, method)
 	if err != nil {
 		done()
 		return nil, nil, nil, err
 	}
-	return stream, inst, func() { cancel(); done() }, nil
+	return stream, proc, func() { cancel(); done() }, nil
 }
 
 // cause prefers the session's reason when the session cut the call off.
@@ -231,9 +236,9 @@ func (s *Session) Reset(ctx context.Context) error {
 }
 
 // unique lists each instance once (aliases share instances).
-func (s *Session) unique() []*host.Instance {
-	seen := map[*host.Instance]bool{}
-	var out []*host.Instance
+func (s *Session) unique() []*host.Supervised {
+	seen := map[*host.Supervised]bool{}
+	var out []*host.Supervised
 	for _, inst := range s.byUUID {
 		if !seen[inst] {
 			seen[inst] = true
