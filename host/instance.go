@@ -104,7 +104,7 @@ func startTimeout(o LaunchOptions) time.Duration {
 }
 
 func (i *Instance) exitMessage() string {
-	return fmt.Sprintf("driver %s (%s) exited: %s", i.spec.Path, i.spec.Type, i.proc.ExitReason())
+	return fmt.Sprintf("driver %s (%s) %s", i.spec.Path, i.spec.Type, i.proc.ExitReason())
 }
 
 // Spec is what the instance runs.
@@ -131,10 +131,16 @@ func (i *Instance) join(ctx context.Context) (context.Context, context.CancelFun
 	return c, func() { stop(); cancel(nil) }
 }
 
-// callError explains a failed call. When the process died under it, the
-// client gets UNAVAILABLE naming the driver and how it exited.
-func (i *Instance) callError(err error) error {
+// callError explains a failed call made with ctx. When the process died
+// under it, the client gets UNAVAILABLE naming the driver and how it exited.
+// When the caller's deadline passed, gRPC says so in one of two ways
+// ("context deadline exceeded", or a stream reset if the plugin noticed
+// first); the client always reads the first.
+func (i *Instance) callError(ctx context.Context, err error) error {
 	code := status.Code(err)
+	if code == codes.DeadlineExceeded && deadlinePassed(ctx) {
+		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
+	}
 	if code == codes.Unavailable || code == codes.Canceled {
 		// The connection breaks a moment before the exit is reaped.
 		select {
@@ -148,6 +154,13 @@ func (i *Instance) callError(err error) error {
 	return err
 }
 
+// deadlinePassed reports whether ctx's deadline has passed (ctx.Err may
+// say so a moment later, when its timer runs).
+func deadlinePassed(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 // Call calls a unary method.
 func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Value) (*structpb.Value, error) {
 	if err := i.alive(); err != nil {
@@ -157,7 +170,7 @@ func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Val
 	defer done()
 	resp, err := i.proc.rpc.Call(ctx, &pluginv1.CallRequest{Method: method, Args: args})
 	if err != nil {
-		return nil, i.callError(err)
+		return nil, i.callError(ctx, err)
 	}
 	return resp.Result, nil
 }
@@ -174,7 +187,7 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args []*str
 		defer done()
 		stream, err := i.proc.rpc.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: args})
 		if err != nil {
-			yield(nil, i.callError(err))
+			yield(nil, i.callError(ctx, err))
 			return
 		}
 		for {
@@ -183,7 +196,7 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args []*str
 				return
 			}
 			if err != nil {
-				yield(nil, i.callError(err))
+				yield(nil, i.callError(ctx, err))
 				return
 			}
 			if !yield(resp.Result, nil) {
@@ -204,13 +217,13 @@ func (i *Instance) Stream(ctx context.Context, method string) (pluginv1.Driver_S
 	s, err := i.proc.rpc.Stream(ctx)
 	if err != nil {
 		done()
-		return nil, nil, i.callError(err)
+		return nil, nil, i.callError(ctx, err)
 	}
 	return s, done, nil
 }
 
 // StreamError explains how a stream to this instance ended.
-func (i *Instance) StreamError(err error) error { return i.callError(err) }
+func (i *Instance) StreamError(err error) error { return i.callError(context.Background(), err) }
 
 // Reset asks the driver to return to its initial state.
 func (i *Instance) Reset(ctx context.Context) error {
@@ -220,7 +233,7 @@ func (i *Instance) Reset(ctx context.Context) error {
 	ctx, done := i.join(ctx)
 	defer done()
 	if _, err := i.proc.rpc.Reset(ctx, &pluginv1.ResetRequest{}); err != nil {
-		return i.callError(err)
+		return i.callError(ctx, err)
 	}
 	return nil
 }

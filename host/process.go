@@ -61,6 +61,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		o.Logger = hclog.NewNullLogger()
 	}
 	var pr *processRunner
+	said := &stderrTail{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {sdk.PluginName: hostPlugin{}}},
@@ -73,6 +74,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     o.StartTimeout,
+		Stderr:           said,
 		Logger:           o.Logger,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize),
@@ -87,7 +89,8 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 	rpcClient, err := client.Client()
 	p.runner = pr
 	if err != nil {
-		return fail(launchError(o.Binary, pr, err))
+		p.kill() // first: once the process is reaped, its exit can be explained
+		return nil, launchError(o, pr, said.lastWords(), err)
 	}
 	raw, err := rpcClient.Dispense(sdk.PluginName)
 	if err != nil {
@@ -104,19 +107,41 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 	return p, nil
 }
 
-// launchError turns go-plugin's launch failures into a sentence naming the binary.
-func launchError(binary string, pr *processRunner, err error) error {
-	msg := err.Error()
+// launchError turns go-plugin's launch failures into a sentence naming the
+// binary. The process, if any, has been reaped; said is the gist of what it
+// wrote to stderr (an SDK plugin explains there why it could not start).
+func launchError(o LaunchOptions, pr *processRunner, said string, err error) error {
+	binary, msg := o.Binary, err.Error()
 	switch {
 	case pr == nil || pr.pid == 0:
 		return err // the runner's own start error already names the binary
-	case strings.Contains(msg, "Incompatible API version"):
-		return fmt.Errorf("%s speaks an incompatible plugin protocol (this exporter speaks version %d): %s",
-			binary, sdk.ProtocolVersion, msg)
+	case said != "" && (strings.Contains(msg, "plugin exited before we could connect") ||
+		strings.Contains(msg, "Unrecognized remote plugin message: \n")):
+		// It printed nothing to stdout and exited, saying why on stderr.
+		return fmt.Errorf("%s %s before its handshake: %s", binary, pr.exitReason(), said)
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
+		// "incompatible API version with plugin. Plugin version: 99, Client versions: [1]"
+		theirs := "another version"
+		if _, v, ok := strings.Cut(msg, "Plugin version: "); ok {
+			v, _, _ = strings.Cut(v, ",")
+			theirs = "version " + v
+		}
+		return fmt.Errorf("%s speaks plugin protocol %s but this exporter speaks version %d: "+
+			"build the driver with a jumpwire sdk that speaks version %d", binary, theirs, sdk.ProtocolVersion, sdk.ProtocolVersion)
+	case strings.Contains(msg, "Unrecognized remote plugin message: "):
+		// What the binary printed instead of the handshake line.
+		_, line, _ := strings.Cut(msg, "Unrecognized remote plugin message: ")
+		line, _, _ = strings.Cut(line, "\n")
+		said := fmt.Sprintf("it printed %q instead of the handshake", line)
+		if line == "" {
+			said = "it " + pr.exitReason() + " without a handshake"
+		}
+		return fmt.Errorf("%s did not answer as a jumpwire plugin: %s "+
+			"(is it a driver built with the jumpwire sdk? a plugin must print nothing to stdout itself)", binary, said)
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
-		return fmt.Errorf("%s did not complete its handshake in time; is it a jumpwire plugin?", binary)
+		return fmt.Errorf("%s did not complete its handshake within %v; is it a jumpwire plugin?", binary, o.StartTimeout)
 	case strings.Contains(msg, "plugin exited before we could connect"):
-		return fmt.Errorf("%s exited during its handshake (%s); is it a jumpwire plugin?", binary, pr.exitReason())
+		return fmt.Errorf("%s %s during its handshake; is it a jumpwire plugin?", binary, pr.exitReason())
 	}
 	return fmt.Errorf("%s: %w", binary, err)
 }
@@ -130,7 +155,8 @@ func (p *Process) Pid() int { return p.runner.pid }
 // Exited is closed when the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.runner.exited }
 
-// ExitReason says how the process ended ("killed by signal killed").
+// ExitReason says how the process ended: "exited with status 3", "was killed
+// by SIGKILL", or "still running".
 func (p *Process) ExitReason() string { return p.runner.exitReason() }
 
 // RPC is the plugin-protocol client of the process.

@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/hashicorp/go-plugin/runner"
+	"golang.org/x/sys/unix"
 )
 
 // processRunner runs one plugin binary for go-plugin. Unlike go-plugin's own
@@ -119,7 +121,8 @@ func (r *processRunner) Kill(context.Context) error {
 	return err
 }
 
-// exitReason says how the process ended, for messages ("signal: killed").
+// exitReason says how the process ended, for messages ("exited with status 3",
+// "was killed by SIGKILL").
 func (r *processRunner) exitReason() string {
 	select {
 	case <-r.exited:
@@ -132,11 +135,66 @@ func (r *processRunner) exitReason() string {
 	var ee *exec.ExitError
 	if errors.As(r.exitErr, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return "killed by signal " + ws.Signal().String()
+			return "was killed by " + signalName(ws.Signal())
 		}
 		return "exited with status " + strconv.Itoa(ee.ExitCode())
 	}
 	return r.exitErr.Error()
+}
+
+// stderrTail keeps the end of what a plugin wrote to stderr, so that a
+// plugin that cannot start can be quoted saying why.
+type stderrTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const stderrTailSize = 4 << 10
+
+func (t *stderrTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - stderrTailSize; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// lastWords returns the line that best explains an exit: the first line of
+// a Go panic or fatal error, else the last plain-text line (the SDK's own
+// startup errors are plain text; its logs are JSON, collected elsewhere).
+func (t *stderrTail) lastWords() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var last string
+	for line := range strings.Lines(string(t.buf)) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: "):
+			return cut(line)
+		case line != "" && !strings.HasPrefix(line, "{"):
+			last = line
+		}
+	}
+	return cut(last)
+}
+
+// cut shortens s for a message.
+func cut(s string) string {
+	const n = 300
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "..."
+	}
+	return s
+}
+
+// signalName names sig as operators know it ("SIGKILL").
+func signalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(sig))
 }
 
 func (r *processRunner) Stdout() io.ReadCloser { return r.stdout }

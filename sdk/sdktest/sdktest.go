@@ -14,8 +14,10 @@ import (
 	"io"
 	"iter"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +35,9 @@ type Instance struct {
 	RPC pluginv1.DriverClient
 	// Configured is what the driver answered to its config.
 	Configured *pluginv1.ConfigureResponse
+
+	stop     func() // set by Open
+	stopOnce sync.Once
 }
 
 // Serve serves p in-process on a unix socket in t.TempDir and returns a
@@ -40,28 +45,38 @@ type Instance struct {
 func Serve(t testing.TB, p sdk.Plugin) pluginv1.DriverClient {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "driver", Output: t.Output(), Level: hclog.Debug})
-	srv, err := sdk.NewServer(p, logger)
+	rpc, stop, err := serve(p, logger, t.TempDir())
 	if err != nil {
 		t.Fatalf("sdktest: %v", err)
 	}
-	sock := filepath.Join(t.TempDir(), "driver.sock")
-	lis, err := net.Listen("unix", sock)
+	t.Cleanup(stop)
+	return rpc
+}
+
+// serve serves p on a unix socket in dir. stop closes the client and stops
+// the server.
+func serve(p sdk.Plugin, logger hclog.Logger, dir string) (rpc pluginv1.DriverClient, stop func(), err error) {
+	srv, err := sdk.NewServer(p, logger)
 	if err != nil {
-		t.Fatalf("sdktest: %v", err)
+		return nil, nil, err
+	}
+	lis, err := net.Listen("unix", filepath.Join(dir, "driver.sock"))
+	if err != nil {
+		return nil, nil, err
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize))
 	pluginv1.RegisterDriverServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient("unix://"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize)))
 	if err != nil {
-		t.Fatalf("sdktest: %v", err)
+		gs.Stop()
+		return nil, nil, err
 	}
-	t.Cleanup(func() {
+	return pluginv1.NewDriverClient(conn), func() {
 		conn.Close()
 		gs.Stop()
-	})
-	return pluginv1.NewDriverClient(conn)
+	}, nil
 }
 
 // Configure serves typ and configures an instance with cfg (any value that
@@ -70,12 +85,47 @@ func Serve(t testing.TB, p sdk.Plugin) pluginv1.DriverClient {
 // "key: message".
 func Configure(t testing.TB, typ sdk.Type, cfg any) (*Instance, error) {
 	t.Helper()
-	rpc := Serve(t, sdk.Plugin{Version: "test", Drivers: []sdk.Type{typ}})
 	st, err := toStruct(cfg)
 	if err != nil {
 		t.Fatalf("sdktest: config: %v", err)
 	}
-	resp, err := rpc.Configure(t.Context(), &pluginv1.ConfigureRequest{Type: typ.Name, Config: st, Name: typ.Name, Path: typ.Name})
+	rpc := Serve(t, sdk.Plugin{Version: "test", Drivers: []sdk.Type{typ}})
+	return configure(t.Context(), rpc, typ, st)
+}
+
+// Open is Configure for code that has no testing.TB, such as Example
+// functions: it serves typ in-process (its logs are discarded) and configures
+// an instance with cfg, without resetting it. The caller must Close the
+// instance.
+func Open(ctx context.Context, typ sdk.Type, cfg any) (*Instance, error) {
+	st, err := toStruct(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: config: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "sdktest-")
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: %w", err)
+	}
+	rpc, stop, err := serve(sdk.Plugin{Version: "test", Drivers: []sdk.Type{typ}}, hclog.NewNullLogger(), dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("sdktest: %w", err)
+	}
+	stopAll := func() {
+		stop()
+		os.RemoveAll(dir)
+	}
+	i, err := configure(ctx, rpc, typ, st)
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	i.stop = stopAll
+	return i, nil
+}
+
+func configure(ctx context.Context, rpc pluginv1.DriverClient, typ sdk.Type, st *structpb.Struct) (*Instance, error) {
+	resp, err := rpc.Configure(ctx, &pluginv1.ConfigureRequest{Type: typ.Name, Config: st, Name: typ.Name, Path: typ.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +154,7 @@ func Start(t testing.TB, typ sdk.Type, cfg any) *Instance {
 	if err := i.Reset(t.Context()); err != nil {
 		t.Fatalf("sdktest: reset %s: %v", typ.Name, err)
 	}
-	t.Cleanup(func() { _, _ = i.RPC.Close(context.Background(), &pluginv1.CloseRequest{}) })
+	t.Cleanup(func() { _ = i.Close(context.Background()) })
 	return i
 }
 
@@ -184,6 +234,20 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args ...any
 	}
 }
 
+// Close runs the driver's Close hook and, for an instance from [Open], stops
+// serving it. It is idempotent; an instance from [Start] is also closed when
+// its test ends.
+func (i *Instance) Close(ctx context.Context) error {
+	var err error
+	i.stopOnce.Do(func() {
+		_, err = i.RPC.Close(ctx, &pluginv1.CloseRequest{})
+		if i.stop != nil {
+			i.stop()
+		}
+	})
+	return err
+}
+
 // Reset resets the instance.
 func (i *Instance) Reset(ctx context.Context) error {
 	_, err := i.RPC.Reset(ctx, &pluginv1.ResetRequest{})
@@ -204,7 +268,17 @@ func (i *Instance) Stream(ctx context.Context, method string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Header(); err != nil {
+	md, err := s.Header()
+	if err != nil {
+		return nil, err
+	}
+	if md == nil {
+		// The driver ended the stream without opening it (no such method,
+		// ...): its status is what Recv returns.
+		_, err := s.Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("sdktest: %s: the stream ended before it opened", method)
+		}
 		return nil, err
 	}
 	return &Conn{s: s}, nil
