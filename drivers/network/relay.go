@@ -1,0 +1,190 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/jumpwire-dev/jumpwire/sdk"
+)
+
+// bufSize is the most one read moves: one frame to the client. Small frames
+// cost throughput (see DESIGN.md), so it is well above 32 KiB.
+const bufSize = 128 << 10
+
+// maxDatagram is the largest UDP payload (IPv6 without jumbograms; IPv4's is
+// smaller and enforced by the kernel).
+const maxDatagram = 65527
+
+// halfCloser is a connection whose write side closes alone (TCP, unix).
+type halfCloser interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// relayStream copies bytes both ways between the client and a stream
+// connection, passing half-closes along. It returns when both directions
+// are done, when either fails, or when the client goes away.
+//
+// The client's data is read in its own goroutine; the target's is read
+// here, so nothing writes to conn after this returns. When the target fails
+// first, the client's goroutine may still wait in conn.Read: it ends with the
+// stream (the SDK cannot interrupt a Read) and only touches the closed
+// connection.
+func (n *Network) relayStream(ctx context.Context, conn sdk.Conn, c halfCloser) error {
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	up := make(chan error, 1)
+	go func() {
+		err := n.copyUp(conn, c)
+		up <- err // before closing, so the failure below is known to be this one
+		if err != nil {
+			c.Close()
+		}
+	}()
+	err := n.copyDown(c, conn)
+	if err == nil {
+		// The target is done sending; the stream ends when the client is.
+		select {
+		case err = <-up:
+			return err
+		case <-ctx.Done():
+			<-up // the connection is closed and the client gone: it returns now
+			return ctx.Err()
+		}
+	}
+	return n.failed(ctx, err, up)
+}
+
+// relayDatagrams relays datagrams both ways between the client and a
+// connected UDP socket, one frame per datagram. It returns when either way
+// fails or the client goes away; the client's half-close stops only its
+// direction.
+func (n *Network) relayDatagrams(ctx context.Context, conn sdk.Conn, c net.Conn) error {
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	up := make(chan error, 1)
+	go func() {
+		err := n.sendDatagrams(conn, c)
+		up <- err
+		if err != nil {
+			c.Close()
+		}
+	}()
+	return n.failed(ctx, n.receiveDatagrams(c, conn), up)
+}
+
+// failed picks the error a stream ends with once the target-to-client
+// direction failed with err: the client going away, or the client's
+// direction failing first (which closed the connection under this one).
+func (n *Network) failed(ctx context.Context, err error, up <-chan error) error {
+	if ctx.Err() != nil {
+		<-up
+		return ctx.Err()
+	}
+	select {
+	case uerr := <-up:
+		if uerr != nil {
+			return uerr
+		}
+	default:
+	}
+	return err
+}
+
+// copyUp copies the client's bytes to the target; at the client's half-close
+// it shuts down the connection's write side.
+func (n *Network) copyUp(conn sdk.Conn, c halfCloser) error {
+	buf := make([]byte, bufSize)
+	for {
+		nr, err := conn.Read(buf)
+		if nr > 0 {
+			if _, werr := c.Write(buf[:nr]); werr != nil {
+				return n.ioError(werr)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if werr := c.CloseWrite(); werr != nil {
+				return n.ioError(werr)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// copyDown copies the target's bytes to the client; at the target's end of
+// data it tells the client no more follows.
+func (n *Network) copyDown(c net.Conn, conn sdk.Conn) error {
+	buf := make([]byte, bufSize)
+	for {
+		nr, err := c.Read(buf)
+		if nr > 0 {
+			if _, werr := conn.Write(buf[:nr]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return conn.CloseWrite()
+		}
+		if err != nil {
+			return n.ioError(err)
+		}
+	}
+}
+
+// sendDatagrams sends each frame from the client as one datagram. A frame
+// is read whole because the buffer is larger than any datagram.
+func (n *Network) sendDatagrams(conn sdk.Conn, c net.Conn) error {
+	buf := make([]byte, maxDatagram+1)
+	for {
+		nr, err := conn.Read(buf)
+		if nr > maxDatagram {
+			return kindErrorf(sdk.ErrInvalidArgument, "%s: a frame of more than %d bytes does not fit in one datagram", n.url(), maxDatagram)
+		}
+		if nr > 0 {
+			if _, werr := c.Write(buf[:nr]); werr != nil {
+				if errors.Is(werr, syscall.EMSGSIZE) {
+					return kindErrorf(sdk.ErrInvalidArgument, "%s: a frame of %d bytes does not fit in one datagram", n.url(), nr)
+				}
+				return n.ioError(werr)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// receiveDatagrams sends each datagram received to the client as one frame.
+func (n *Network) receiveDatagrams(c net.Conn, conn sdk.Conn) error {
+	buf := make([]byte, maxDatagram+1)
+	for {
+		nr, err := c.Read(buf)
+		if err != nil {
+			return n.ioError(err)
+		}
+		if _, err := conn.Write(buf[:nr]); err != nil {
+			return err
+		}
+	}
+}
+
+// ioError explains a failed read or write of the target's connection.
+func (n *Network) ioError(err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return kindErrorf(sdk.ErrUnavailable, "%s: nothing is listening there (%v)", n.url(), cause(err))
+	}
+	return kindErrorf(sdk.ErrIO, "%s: %v", n.url(), cause(err))
+}
