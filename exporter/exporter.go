@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -32,7 +33,9 @@ type Options struct {
 	// PluginDirs are searched for plugin binaries before $JUMPWIRE_PLUGIN_PATH
 	// and the plugins directory next to the executable.
 	PluginDirs []string
-	// Logger receives the exporter's and the plugins' logs. Default: none.
+	// Logger receives the exporter's and the plugins' logs. When it is an
+	// hclog.InterceptLogger, LogStream serves what it receives. Default: none
+	// (LogStream still serves them).
 	Logger hclog.Logger
 	// StartTimeout bounds each plugin's launch and handshake. Default 10s.
 	StartTimeout time.Duration
@@ -46,6 +49,7 @@ type Exporter struct {
 	catalog *plugins.Catalog
 	nodes   []*node // pre-order; nodes[0] is the root
 	byUUID  map[string]*node
+	logs    *logHub
 
 	mu      sync.Mutex
 	sess    *session.Session
@@ -67,7 +71,7 @@ type leaseState struct {
 // ready exporter that must be Closed.
 func New(ctx context.Context, o Options) (*Exporter, error) {
 	if o.Logger == nil {
-		o.Logger = hclog.NewNullLogger()
+		o.Logger = hclog.NewInterceptLogger(&hclog.LoggerOptions{Output: io.Discard})
 	}
 	cfg, err := config.Load(o.ConfigFile)
 	if err != nil {
@@ -88,6 +92,15 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	e.byUUID = make(map[string]*node, len(e.nodes))
 	for _, n := range e.nodes {
 		e.byUUID[n.uuid] = n
+	}
+	e.logs = newLogHub(o.Logger.Name(), e.nodes)
+	if il, ok := o.Logger.(hclog.InterceptLogger); ok {
+		il.RegisterSink(e.logs)
+		defer func() {
+			if e.sess == nil { // New failed
+				il.DeregisterSink(e.logs)
+			}
+		}()
 	}
 	// Every problem at once: types that resolve are started (which is how
 	// their drivers check their configs) even when others do not.
@@ -319,6 +332,9 @@ func (e *Exporter) Close(ctx context.Context) error {
 	e.sess = nil
 	e.setStatusLocked(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE, "exporter stopped")
 	e.mu.Unlock()
+	if il, ok := e.opts.Logger.(hclog.InterceptLogger); ok {
+		defer il.DeregisterSink(e.logs)
+	}
 	if s == nil {
 		return nil
 	}
