@@ -350,7 +350,6 @@ func TestStopKillsProcessGroup(t *testing.T) {
 // Done stays open and every call waits a second, then fails with a transport
 // error instead of the exit.
 func TestExitNoticedWhileChildHoldsStderr(t *testing.T) {
-	t.Skip("known bug: host notices an exit only when the plugin's pipes close")
 	t.Parallel()
 	inst, _ := startFaulty(t)
 	v, err := inst.Call(t.Context(), "spawn_stderr", nil)
@@ -377,7 +376,6 @@ func TestExitNoticedWhileChildHoldsStderr(t *testing.T) {
 // Known bug (host): Instance.callError waits up to a second for the process
 // to exit after any CANCELED error, also when the caller itself cancelled.
 func TestCancelledCallReturnsAtOnce(t *testing.T) {
-	t.Skip("known bug: a call its caller cancels returns a second late")
 	t.Parallel()
 	inst, _ := startFaulty(t)
 	ctx, cancel := context.WithCancel(t.Context())

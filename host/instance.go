@@ -141,8 +141,11 @@ func (i *Instance) callError(ctx context.Context, err error) error {
 	if code == codes.DeadlineExceeded && deadlinePassed(ctx) {
 		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
 	}
+	if ctx.Err() != nil && i.life.Err() == nil {
+		return err // the caller (or its session) gave up; the process is fine
+	}
 	if code == codes.Unavailable || code == codes.Canceled {
-		// The connection breaks a moment before the exit is reaped.
+		// The connection breaks a moment before the exit is noticed.
 		select {
 		case <-i.life.Done():
 		case <-time.After(time.Second):
@@ -251,6 +254,7 @@ func (i *Instance) Stop(ctx context.Context) error {
 		}
 	}
 	i.proc.Stop()
+	<-i.life.Done() // Stop reaps the process: after it, the instance is known dead
 	return err
 }
 

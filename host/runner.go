@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/hashicorp/go-plugin/runner"
 	"golang.org/x/sys/unix"
@@ -27,9 +28,12 @@ type processRunner struct {
 	stderr io.ReadCloser
 	pid    int
 
-	exited  chan struct{}
-	exitErr error // valid once exited is closed
-	waitOne sync.Once
+	exited   chan struct{} // closed once the process has exited (reaped or not)
+	exitOnce sync.Once
+	reason   string // how it exited; valid once exited is closed
+	waitOne  sync.Once
+	waited   chan struct{} // closed once cmd.Wait has returned
+	exitErr  error         // cmd.Wait's answer; valid once waited is closed
 }
 
 var _ runner.Runner = (*processRunner)(nil) // Interface guard
@@ -50,7 +54,8 @@ func newProcessRunner(binary string, env []string) (*processRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &processRunner{cmd: cmd, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
+	return &processRunner{cmd: cmd, stdout: stdout, stderr: stderr,
+		exited: make(chan struct{}), waited: make(chan struct{})}, nil
 }
 
 // The parent-death signal fires when the thread that started the child exits,
@@ -84,6 +89,7 @@ func (r *processRunner) Start(context.Context) error {
 		return describeStartError(r.cmd.Path, err)
 	}
 	r.pid = r.cmd.Process.Pid
+	go r.watchExit()
 	return nil
 }
 
@@ -103,10 +109,67 @@ func describeStartError(path string, err error) error {
 func (r *processRunner) Wait(context.Context) error {
 	r.waitOne.Do(func() {
 		r.exitErr = r.cmd.Wait()
+		close(r.waited)
+		r.markExited(waitReason(r.exitErr))
+	})
+	<-r.waited
+	return r.exitErr
+}
+
+// markExited records the exit the first time it is seen.
+func (r *processRunner) markExited(reason string) {
+	r.exitOnce.Do(func() {
+		r.reason = reason
 		close(r.exited)
 	})
-	<-r.exited
-	return r.exitErr
+}
+
+// Linux siginfo_t for SIGCHLD: si_code at offset 8, si_status at offset 24.
+const (
+	cldExited = 1 // CLD_EXITED: si_status is the exit status
+	cldKilled = 2 // CLD_KILLED: si_status is the signal
+	cldDumped = 3 // CLD_DUMPED: likewise, with a core dump
+)
+
+// watchExit notices the plugin's exit as soon as it happens, without reaping
+// it (go-plugin's Wait does that, but only once the plugin's pipes close,
+// which a child the plugin started may keep open). The plugin's process
+// group goes with it: whatever it started has lost its parent.
+func (r *processRunner) watchExit() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, r.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return // already reaped: Wait reports it
+		}
+		break
+	}
+	code := info.Code
+	st := *(*int32)(unsafe.Add(unsafe.Pointer(&info), 24))
+	reason := "exited with status " + strconv.Itoa(int(st))
+	if code == cldKilled || code == cldDumped {
+		reason = "was killed by " + signalName(syscall.Signal(st))
+	}
+	_ = syscall.Kill(-r.pid, syscall.SIGKILL)
+	r.markExited(reason)
+}
+
+// waitReason says how the process ended from cmd.Wait's answer.
+func waitReason(err error) string {
+	if err == nil {
+		return "exited with status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "was killed by " + signalName(ws.Signal())
+		}
+		return "exited with status " + strconv.Itoa(ee.ExitCode())
+	}
+	return err.Error()
 }
 
 // Kill kills the plugin and everything in its process group.
@@ -126,20 +189,10 @@ func (r *processRunner) Kill(context.Context) error {
 func (r *processRunner) exitReason() string {
 	select {
 	case <-r.exited:
+		return r.reason
 	default:
 		return "still running"
 	}
-	if r.exitErr == nil {
-		return "exited with status 0"
-	}
-	var ee *exec.ExitError
-	if errors.As(r.exitErr, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return "was killed by " + signalName(ws.Signal())
-		}
-		return "exited with status " + strconv.Itoa(ee.ExitCode())
-	}
-	return r.exitErr.Error()
 }
 
 // stderrTail keeps the end of what a plugin wrote to stderr, so that a
