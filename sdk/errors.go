@@ -35,6 +35,7 @@ var kindCodes = []struct {
 }{
 	{ErrNotFound, codes.NotFound},
 	{ErrUnsupported, codes.Unimplemented},
+	{errors.ErrUnsupported, codes.Unimplemented},
 	{ErrInvalidArgument, codes.InvalidArgument},
 	{ErrUnavailable, codes.Unavailable},
 	{ErrIO, codes.Internal},

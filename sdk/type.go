@@ -111,8 +111,12 @@ func (t *Type) check() error {
 	if t.New == nil {
 		return fmt.Errorf("sdk: driver type %q: New is nil (use sdk.Factory)", t.Name)
 	}
+	proto := t.New.prototype()
+	if proto == nil {
+		return fmt.Errorf("sdk: driver type %q: its constructor returns an interface type; return the concrete driver type (such as *Power) so its methods can be described", t.Name)
+	}
 	seen := map[string]bool{}
-	for _, m := range t.New.prototype().Exports() {
+	for _, m := range proto.Exports() {
 		if m.err != nil {
 			return fmt.Errorf("driver type %q: %w", t.Name, m.err)
 		}
