@@ -77,7 +77,19 @@ func (g *globals) shortForm(cmd *cobra.Command, args []string, stream bool) erro
 	if !d.HasMethod(rest[0]) {
 		return unknownMethod(d, rest[0])
 	}
+	if d.MethodKind(rest[0]) == client.KindStream {
+		return openStream(cmd, c, d, rest[0], rest[1:])
+	}
 	return g.invoke(cmd, c, d, rest[0], rest[1:], stream)
+}
+
+// openStream runs the short form on a byte-stream method: an interactive console when stdin is
+// a terminal (as "jw console"), a plain pipe otherwise (as "jw pipe").
+func openStream(cmd *cobra.Command, c *client.Client, d *client.Driver, method string, words []string) error {
+	if len(words) > 0 {
+		return fmt.Errorf("%s is a byte stream and takes no arguments", joinOp(d, method))
+	}
+	return console(cmd, c, d, method)
 }
 
 // listsMethod reports whether the exporter lists method for d.
@@ -130,7 +142,12 @@ func orNone(names []string) string {
 func (g *globals) invoke(cmd *cobra.Command, c *client.Client, d *client.Driver, method string, words []string, stream bool) error {
 	kind := d.MethodKind(method)
 	if kind == client.KindStream {
-		return fmt.Errorf("%s is a byte stream, not a call (jw call cannot open byte streams)", joinOp(d, method))
+		console := "jw console " + pathArg(d)
+		if method != defaultStreamMethod {
+			console += " --method " + method
+		}
+		return fmt.Errorf("%s is a byte stream, not a call (open it with %q or \"jw pipe %s %s\")",
+			joinOp(d, method), console, pathArg(d), method)
 	}
 	args := parseArgs(words)
 	ctx, cancel := g.callCtx(cmd.Context())
@@ -152,6 +169,14 @@ func (g *globals) invoke(cmd *cobra.Command, c *client.Client, d *client.Driver,
 		return err
 	}
 	return g.print(out, v)
+}
+
+// pathArg spells d's path as a command-line argument ("." for the root).
+func pathArg(d *client.Driver) string {
+	if d.Path == "" {
+		return "."
+	}
+	return d.Path
 }
 
 func joinOp(d *client.Driver, method string) string {

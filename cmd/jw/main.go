@@ -1,5 +1,6 @@
-// Command jw is jumpwire's one CLI: the exporter side (run, shell) and the client side (tree, call,
-// status, end-session, and the short form `jw PATH... METHOD [ARG...]`).
+// Command jw is jumpwire's one CLI: the exporter side (run, shell) and the client side (tree,
+// call and the short form `jw PATH... METHOD [ARG...]`, console, pipe, forward, logs, status,
+// end-session).
 package main
 
 import (

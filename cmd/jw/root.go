@@ -38,6 +38,7 @@ Without a command, the words name a driver and one of its methods:
   jw power on             call "on" on the driver "power"
   jw dut power read       a nested driver (also: jw dut.power read)
   jw serial set_dtr true  arguments as in "jw call"
+  jw serial connect       a byte stream: "jw console" on a terminal, else "jw pipe"
 Run "jw tree" to see the drivers and their methods.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
@@ -63,6 +64,10 @@ Run "jw tree" to see the drivers and their methods.`,
 		newCallCmd(g),
 		newStatusCmd(g),
 		newEndSessionCmd(g),
+		newConsoleCmd(g),
+		newPipeCmd(g),
+		newForwardCmd(g),
+		newLogsCmd(g),
 		// Exporter side (cmd/jw/run.go, cmd/jw/shell.go), added by the lead:
 		newRunCmd(),
 		newShellCmd(),

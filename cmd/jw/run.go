@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -38,9 +39,17 @@ func (f *serveFlags) logger(cmd *cobra.Command) (hclog.Logger, error) {
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: expected text or json", f.logFormat)
 	}
-	return hclog.New(&hclog.LoggerOptions{
-		Name: "jw", Level: level, Output: cmd.ErrOrStderr(), JSONFormat: f.logFormat == "json",
-	}), nil
+	// The exporter serves its log to LogStream clients from an intercept
+	// logger that sees at least every info entry (go-plugin drops plugin lines
+	// below the logger's level before relaying them); what reaches the
+	// terminal is a sink at the level asked for.
+	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{
+		Name: "jw", Level: min(level, hclog.Info), Output: io.Discard,
+	})
+	l.RegisterSink(hclog.NewSinkAdapter(&hclog.LoggerOptions{
+		Level: level, Output: cmd.ErrOrStderr(), JSONFormat: f.logFormat == "json",
+	}))
+	return l, nil
 }
 
 // start loads the config and starts the exporter's first session.

@@ -1,8 +1,10 @@
-// Package fakeexporter serves a scripted jumpstarter.v1 ExporterService on a unix socket, so that
-// the client library and the jw CLI are tested in-process, without an exporter or driver processes.
+// Package fakeexporter serves a scripted jumpstarter.v1 ExporterService and RouterService on a unix
+// socket, so that the client library and the jw CLI are tested in-process, without an exporter or
+// driver processes.
 //
 // A test describes the driver tree with [Driver] values, scripts each method with a function, and
-// calls [Exporter.Start]; the server stops when the test ends.
+// calls [Exporter.Start]; the server stops when the test ends. Byte streams are scripted with a
+// Connect function working on a [StreamConn]; [Echo], [Emit] and [FailAfter] are ready-made ones.
 package fakeexporter
 
 import (
@@ -47,6 +49,9 @@ type Method struct {
 	Call func(ctx context.Context, args []any) (any, error)
 	// Stream answers StreamingDriverCall, sending each result; nil answers UNIMPLEMENTED.
 	Stream func(ctx context.Context, args []any, send func(any) error) error
+	// Connect answers RouterService.Stream (a byte stream, Kind "stream"); nil answers
+	// UNIMPLEMENTED. See [Exporter.Stream] for how its result ends the stream.
+	Connect func(ctx context.Context, conn *StreamConn) error
 }
 
 // CallRecord is a call the fake received.
@@ -59,6 +64,7 @@ type CallRecord struct {
 // Exporter is the fake ExporterService. Set its fields before Start.
 type Exporter struct {
 	jumpstarterv1.UnimplementedExporterServiceServer
+	jumpstarterv1.UnimplementedRouterServiceServer
 
 	Name string // jumpstarter.dev/name of the exporter
 	Motd string
@@ -76,6 +82,7 @@ type Exporter struct {
 	mu      sync.Mutex
 	drivers map[string]*node // by uuid
 	calls   []CallRecord
+	streams int // byte streams in progress
 }
 
 type node struct {
@@ -184,6 +191,7 @@ func (e *Exporter) Serve(lis net.Listener) (stop func()) {
 
 	srv := grpc.NewServer()
 	jumpstarterv1.RegisterExporterServiceServer(srv, e)
+	jumpstarterv1.RegisterRouterServiceServer(srv, e)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -213,7 +221,8 @@ func SocketPath(t testing.TB) string {
 	return filepath.Join(dir, "exporter.sock")
 }
 
-// Calls returns the calls received so far, in order.
+// Calls returns the calls received so far, in order; a byte stream counts as a call without
+// arguments.
 func (e *Exporter) Calls() []CallRecord {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -324,7 +333,8 @@ func (e *Exporter) EndSession(context.Context, *jumpstarterv1.EndSessionRequest)
 }
 
 // Lab returns the tree most tests use: a root composite with a power switch ("power": on, off and a
-// streaming read that sends two readings), a serial port ("serial": connect byte stream, set_dtr)
+// streaming read that sends two readings), a serial port ("serial": connect, a byte stream that
+// echoes what it receives; set_dtr)
 // and a group "dut" holding another power switch.
 func Lab() *Exporter {
 	return &Exporter{
@@ -339,7 +349,7 @@ func Lab() *Exporter {
 					Name: "serial", Type: "serial", Client: "jumpstarter_driver_pyserial.client.PySerialClient",
 					Description: "USB serial console",
 					Methods: []Method{
-						{Name: "connect", Kind: "stream", Description: "Raw byte stream"},
+						{Name: "connect", Kind: "stream", Description: "Raw byte stream", Connect: Echo},
 						{Name: "set_dtr", Description: "Set DTR", Call: func(_ context.Context, args []any) (any, error) {
 							if len(args) != 1 {
 								return nil, status.Errorf(codes.InvalidArgument, "set_dtr takes 1 argument, got %d", len(args))
