@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jumpwire-dev/jumpwire/internal/ptypair"
+
 	"github.com/jumpwire-dev/jumpwire/drivers/serial"
 	"github.com/jumpwire-dev/jumpwire/sdk/sdktest"
 	"google.golang.org/grpc/codes"
@@ -70,10 +72,10 @@ func TestCheckPresentOff(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	p := startPTYs(t)
-	peer := p.openPeer(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port, "baudrate": 9600, "parity": "even", "stopbits": 2})
-	if got := d.Configured.Description; got != "serial port "+p.port+", 9600 8E2" {
+	p := ptypair.Start(t)
+	peer := p.OpenPeer(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port, "baudrate": 9600, "parity": "even", "stopbits": 2})
+	if got := d.Configured.Description; got != "serial port "+p.Port+", 9600 8E2" {
 		t.Errorf("description %q", got)
 	}
 	c := connect(t, d)
@@ -110,9 +112,9 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestLargeTransfer(t *testing.T) {
-	p := startPTYs(t)
-	peer := p.openPeer(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port})
+	p := ptypair.Start(t)
+	peer := p.OpenPeer(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port})
 	c := connect(t, d)
 
 	const size = 1 << 20
@@ -157,35 +159,35 @@ func TestLargeTransfer(t *testing.T) {
 }
 
 func TestModemLines(t *testing.T) {
-	p := startPTYs(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port})
+	p := ptypair.Start(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port})
 	// A pseudo-terminal has no modem lines: Linux answers ENOTTY to TIOCMGET,
 	// which go.bug.st/serial passes on. A client learns the port cannot do it.
 	for _, m := range []string{"set_dtr", "set_rts"} {
 		_, err := d.Call(t.Context(), m, true)
 		line := strings.ToUpper(m[4:])
-		wantStatus(t, err, codes.Unimplemented, m+": serial port "+p.port+" has no "+line+" line (inappropriate ioctl for device)")
+		wantStatus(t, err, codes.Unimplemented, m+": serial port "+p.Port+" has no "+line+" line (inappropriate ioctl for device)")
 	}
 	_, err := d.Call(t.Context(), "set_dtr", "yes")
 	wantStatus(t, err, codes.InvalidArgument, `set_dtr: argument 1: expected boolean, got string "yes"`)
 }
 
 func TestBusy(t *testing.T) {
-	p := startPTYs(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port})
+	p := ptypair.Start(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port})
 	ctx, cancel := context.WithCancel(t.Context())
 	first, err := d.Stream(ctx, "connect")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The first stream holds the port once its first write went through.
-	peer := p.openPeer(t)
+	peer := p.OpenPeer(t)
 	first.Write([]byte("x"))
 	readPeer(t, peer, 1)
 
 	second := connect(t, d)
 	_, err = second.Read(make([]byte, 1))
-	wantStatus(t, err, codes.FailedPrecondition, "serial port "+p.port+" is in use by another stream")
+	wantStatus(t, err, codes.FailedPrecondition, "serial port "+p.Port+" is in use by another stream")
 
 	// Once the first client goes away, the port is free again.
 	cancel()
@@ -204,9 +206,9 @@ func TestBusy(t *testing.T) {
 }
 
 func TestShare(t *testing.T) {
-	p := startPTYs(t)
-	peer := p.openPeer(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port, "share": true})
+	p := ptypair.Start(t)
+	peer := p.OpenPeer(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port, "share": true})
 	a, b := connect(t, d), connect(t, d)
 
 	// Writes from either stream reach the device.
@@ -231,9 +233,9 @@ func TestShare(t *testing.T) {
 // TestShareSlowReader: a stream that stops reading misses output, and the
 // others do not wait for it.
 func TestShareSlowReader(t *testing.T) {
-	p := startPTYs(t)
-	peer := p.openPeer(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port, "share": true})
+	p := ptypair.Start(t)
+	peer := p.OpenPeer(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port, "share": true})
 	fast, slow := connect(t, d), connect(t, d)
 	waitListening(t, peer, fast, slow)
 
@@ -285,26 +287,26 @@ func TestShareSlowReader(t *testing.T) {
 // exits and closes both pseudo-terminal masters, as when a USB adapter is
 // pulled), the stream ends with an error naming the port.
 func TestDeviceGone(t *testing.T) {
-	p := startPTYs(t)
-	peer := p.openPeer(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port})
+	p := ptypair.Start(t)
+	peer := p.OpenPeer(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port})
 	c := connect(t, d)
 	waitListening(t, peer, c)
 
-	p.kill()
+	p.Kill()
 	_, err := io.ReadAll(c)
-	wantStatus(t, err, codes.Internal, "serial port "+p.port+" went away: the device hung up or was unplugged")
+	wantStatus(t, err, codes.Internal, "serial port "+p.Port+" went away: the device hung up or was unplugged")
 
 	// The next stream tries to open the port again, and says why it cannot.
 	c = connect(t, d)
 	_, err = c.Read(make([]byte, 1))
-	wantStatus(t, err, codes.Unavailable, "serial port "+p.port+" does not exist (unplugged?)")
+	wantStatus(t, err, codes.Unavailable, "serial port "+p.Port+" does not exist (unplugged?)")
 }
 
 func TestClose(t *testing.T) {
-	p := startPTYs(t)
-	peer := p.openPeer(t)
-	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.port})
+	p := ptypair.Start(t)
+	peer := p.OpenPeer(t)
+	d := sdktest.Start(t, serial.Type, map[string]any{"url": p.Port})
 	for _, end := range []struct {
 		name string
 		fn   func() error

@@ -1,4 +1,7 @@
-package serial_test
+// Package ptypair makes pairs of pseudo-terminals joined by socat, standing
+// in for a serial cable in tests: a driver opens Port, the test plays the
+// device on Peer.
+package ptypair
 
 import (
 	"bufio"
@@ -12,10 +15,10 @@ import (
 	"time"
 )
 
-// ptyPair is two pseudo-terminals joined by socat, standing in for a serial
-// cable: the driver opens port, the test plays the device on peer.
-type ptyPair struct {
-	port, peer string
+// Pair is two pseudo-terminals joined by socat.
+type Pair struct {
+	// Port is the end a driver opens; Peer the end the test plays the device on.
+	Port, Peer string
 
 	cmd      *exec.Cmd
 	stderr   chan struct{} // closed when socat's stderr reached EOF
@@ -24,10 +27,10 @@ type ptyPair struct {
 
 var ptyLine = regexp.MustCompile(`PTY is (\S+)`)
 
-// startPTYs starts `socat -d -d pty,raw,echo=0 pty,raw,echo=0` and waits until
+// Start starts `socat -d -d pty,raw,echo=0 pty,raw,echo=0` and waits until
 // it links the two terminals it reports. socat is killed and reaped when the
-// test ends.
-func startPTYs(t *testing.T) *ptyPair {
+// test ends. Without socat the test is skipped, saying so.
+func Start(t testing.TB) *Pair {
 	t.Helper()
 	bin, err := exec.LookPath("socat")
 	if err != nil {
@@ -41,8 +44,8 @@ func startPTYs(t *testing.T) *ptyPair {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start socat: %v", err)
 	}
-	p := &ptyPair{cmd: cmd, stderr: make(chan struct{})}
-	t.Cleanup(p.kill)
+	p := &Pair{cmd: cmd, stderr: make(chan struct{})}
+	t.Cleanup(p.Kill)
 
 	ready := make(chan []string, 1)
 	go func() {
@@ -74,15 +77,15 @@ func startPTYs(t *testing.T) *ptyPair {
 		if len(paths) != 2 {
 			t.Fatalf("socat: expected two PTY paths, got: %s", strings.Join(paths, "\n"))
 		}
-		p.port, p.peer = paths[0], paths[1]
+		p.Port, p.Peer = paths[0], paths[1]
 	case <-time.After(5 * time.Second):
 		t.Fatal("socat did not report its terminals within 5s")
 	}
 	return p
 }
 
-// kill stops socat and reaps it: both terminals hang up, like a cable pulled.
-func (p *ptyPair) kill() {
+// Kill stops socat and reaps it: both terminals hang up, like a cable pulled.
+func (p *Pair) Kill() {
 	p.killOnce.Do(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		<-p.stderr
@@ -90,10 +93,10 @@ func (p *ptyPair) kill() {
 	})
 }
 
-// openPeer opens the device end. It is closed when the test ends.
-func (p *ptyPair) openPeer(t *testing.T) *os.File {
+// OpenPeer opens the device end. It is closed when the test ends.
+func (p *Pair) OpenPeer(t testing.TB) *os.File {
 	t.Helper()
-	f, err := os.OpenFile(p.peer, os.O_RDWR|syscall.O_NOCTTY, 0)
+	f, err := os.OpenFile(p.Peer, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatalf("open the peer terminal: %v", err)
 	}
