@@ -300,3 +300,7 @@ func TestSessions(t *testing.T) {
 		t.Errorf("call after Close: %v, want FAILED_PRECONDITION", err)
 	}
 }
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

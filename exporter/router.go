@@ -76,7 +76,7 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	if err != nil {
 		return err
 	}
-	ps, inst, release, err := sess.Stream(cs.Context(), n.uuid, req.Method)
+	ps, explain, release, err := sess.Stream(cs.Context(), n.uuid, req.Method)
 	if err != nil {
 		return err
 	}
@@ -84,13 +84,13 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	// The plugin answers with its headers once the method exists; a missing
 	// method fails here, before the client is told the stream is open.
 	if _, err := ps.Header(); err != nil {
-		return inst.StreamError(err)
+		return explain(err)
 	}
 	if err := cs.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
 	go relayUp(cs, ps)
-	return relayDown(cs, ps, inst.StreamError)
+	return relayDown(cs, ps, explain)
 }
 
 // relayUp carries the client's frames to the plugin until the client

@@ -198,8 +198,10 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 }
 
 // Stream opens a byte stream to method of uuid; release must be called when
-// the stream is finished with. The session's end cancels it.
-func (s *Session) Stream(ctx context.Context, uuid, method string) (stream pluginv1.Driver_StreamClient, proc *host.Instance, release func(), err error) {
+// the stream is finished with. The session's end cancels it. explain turns
+// the error that ended the stream into the reason a client should see (the
+// driver died, the session ended).
+func (s *Session) Stream(ctx context.Context, uuid, method string) (stream pluginv1.Driver_StreamClient, explain func(error) error, release func(), err error) {
 	inst, err := s.Instance(uuid)
 	if err != nil {
 		return nil, nil, nil, err
@@ -211,9 +213,10 @@ func (s *Session) Stream(ctx context.Context, uuid, method string) (stream plugi
 	stream, proc, cancel, err := inst.Stream(ctx, method)
 	if err != nil {
 		done()
-		return nil, nil, nil, err
+		return nil, nil, nil, s.cause(ctx, err)
 	}
-	return stream, proc, func() { cancel(); done() }, nil
+	explain = func(err error) error { return s.cause(ctx, proc.StreamError(err)) }
+	return stream, explain, func() { cancel(); done() }, nil
 }
 
 // cause prefers the session's reason when the session cut the call off.
