@@ -44,7 +44,7 @@ func newProcessRunner(binary string, env []string) (*processRunner, error) {
 	cmd.Stdin = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,
-		Pdeathsig: syscall.SIGKILL,
+		Pdeathsig: syscall.SIGTERM, // the SDK then kills the plugin's whole group
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -52,16 +54,35 @@ func Serve(p Plugin) {
 	})
 }
 
-// watchParent ends the process when the exporter that started it is gone,
-// however it went (the exporter also asks the kernel for a parent-death
-// signal; this covers the cases where that signal is not delivered).
+// watchParent ends the plugin when the exporter that started it is gone,
+// however it went: the kernel's parent-death signal (SIGTERM, asked for by
+// the exporter), or a new parent seen by polling when that signal is not
+// delivered. Whatever the plugin started goes with it.
 func watchParent(ppid int, logger hclog.Logger) {
-	for range time.Tick(250 * time.Millisecond) {
-		if os.Getppid() != ppid {
-			logger.Error("the exporter that started this plugin is gone; exiting", "parent", ppid)
-			os.Exit(3)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	tick := time.NewTicker(250 * time.Millisecond)
+	for {
+		select {
+		case <-term:
+		case <-tick.C:
+			if os.Getppid() == ppid {
+				continue
+			}
 		}
+		logger.Error("the exporter that started this plugin is gone; exiting with everything it started", "parent", ppid)
+		killGroup()
 	}
+}
+
+// killGroup kills the plugin's process group, the plugin included. The
+// exporter starts every plugin as the leader of its own group; a plugin run
+// some other way only kills itself.
+func killGroup() {
+	if syscall.Getpgrp() == os.Getpid() {
+		_ = syscall.Kill(0, syscall.SIGKILL)
+	}
+	os.Exit(3)
 }
 
 // grpcPlugin is the plugin side of the go-plugin binding.
