@@ -39,6 +39,14 @@ type Options struct {
 	Logger hclog.Logger
 	// StartTimeout bounds each plugin's launch and handshake. Default 10s.
 	StartTimeout time.Duration
+	// RestartPolicy, when set, says how crashed drivers are restarted
+	// (backoff, retry after a crash loop, how long calls wait). Its zero
+	// MaxCrashes and Window come from the config's failureDetection.
+	// Default: the config's failureDetection and host's defaults.
+	RestartPolicy *host.Policy
+	// StopTimeout bounds each driver's Close at a session's end, after which
+	// its process group is killed. Default 5s.
+	StopTimeout time.Duration
 }
 
 // Exporter serves the driver instances of one exporter config.
@@ -56,6 +64,9 @@ type Exporter struct {
 	status  leaseState
 	closed  bool
 	changed chan struct{} // closed and replaced on every status change
+
+	pendingLease bool       // the session's before-lease hook has yet to run
+	fatal        chan error // a hook with onFailure: exit stops the exporter
 }
 
 // leaseState is the lease state clients see through GetStatus.
@@ -82,6 +93,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 		cfg:     cfg,
 		logger:  o.Logger,
 		changed: make(chan struct{}),
+		fatal:   make(chan error, 1),
 		catalog: plugins.New(plugins.SearchPath(o.PluginDirs), func(ctx context.Context, bin string) (*pluginv1.DescribeResponse, error) {
 			// Asking a binary what it provides starts and stops it; its
 			// failures come back as errors, its chatter is not news.
@@ -117,6 +129,12 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 		_ = e.Close(ctx)
 		slices.SortStableFunc(errs, func(a, b *config.Error) int { return a.Pos.Line - b.Pos.Line })
 		return nil, errs
+	}
+	if e.cfg.Hooks.BeforeLease == nil {
+		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, "")
+	} else {
+		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE, "the before-lease hook runs when the exporter serves")
+		e.pendingLease = true
 	}
 	return e, nil
 }
@@ -219,12 +237,10 @@ func (e *Exporter) startSession(ctx context.Context) error {
 		return err
 	}
 	s, err := session.Start(ctx, specs, aliases, session.Options{
-		Launch: host.LaunchOptions{StartTimeout: e.opts.StartTimeout},
-		Policy: host.Policy{
-			MaxCrashes: e.cfg.FailureDetection.MaxRapidFailures,
-			Window:     e.cfg.FailureDetection.RapidFailureWindow,
-		},
-		Logger: e.logger,
+		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout},
+		Policy:      e.restartPolicy(),
+		Logger:      e.logger,
+		StopTimeout: e.opts.StopTimeout,
 	})
 	if err != nil {
 		var se *session.StartError
@@ -240,9 +256,24 @@ func (e *Exporter) startSession(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.sess = s
-	e.setStatusLocked(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, "")
 	e.mu.Unlock()
 	return nil
+}
+
+// restartPolicy is Options.RestartPolicy completed by the config's
+// failureDetection.
+func (e *Exporter) restartPolicy() host.Policy {
+	var p host.Policy
+	if e.opts.RestartPolicy != nil {
+		p = *e.opts.RestartPolicy
+	}
+	if p.MaxCrashes == 0 {
+		p.MaxCrashes = e.cfg.FailureDetection.MaxRapidFailures
+	}
+	if p.Window == 0 {
+		p.Window = e.cfg.FailureDetection.RapidFailureWindow
+	}
+	return p
 }
 
 // startErrors places each instance's failure at its lines in the config.
@@ -297,31 +328,142 @@ func (e *Exporter) Session() *session.Session {
 	return e.sess
 }
 
-// EndSession ends the current session and, unless the exporter is closing,
-// starts a fresh one (local and direct mode serve one session after another).
+// EndSession ends the current session: the after-lease hook runs (the
+// drivers still serve it), then calls and streams in flight are cancelled
+// and the processes stopped. Unless the exporter is closing, a fresh session
+// starts (local and direct mode serve one session after another); its
+// before-lease hook runs in the background.
 func (e *Exporter) EndSession(ctx context.Context) (bool, string) {
 	e.mu.Lock()
-	s := e.sess
-	e.sess = nil
-	if s != nil {
-		e.setStatusLocked(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE, "session ended")
-	}
-	closed := e.closed
+	s, closed := e.sess, e.closed
 	e.mu.Unlock()
 	if s == nil {
-		return false, "there is no session to end"
+		st, _ := e.Status()
+		return false, "there is no session to end (exporter status " + statusName(st.Status) + ")"
 	}
+	msg := "session ended"
+	if h := e.cfg.Hooks.AfterLease; h != nil {
+		if err := e.hook(ctx, afterLease, h); err != nil {
+			msg += "; " + err.Error()
+		}
+	}
+	e.mu.Lock()
+	e.sess = nil
+	if e.status.cur != afterLease.failed {
+		e.setStatusLocked(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE, "session ended")
+	}
+	e.mu.Unlock()
 	if err := s.End(ctx, nil); err != nil {
 		e.logger.Warn("ending session", "error", err)
 	}
-	if closed {
-		return true, "session ended"
+	if closed || e.exiting() {
+		return true, msg
 	}
 	if err := e.startSession(ctx); err != nil {
 		e.logger.Error("starting the next session", "error", err)
-		return true, "session ended; the next one failed to start: " + err.Error()
+		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE, "the next session failed to start: "+err.Error())
+		return true, msg + "; the next one failed to start: " + err.Error()
 	}
-	return true, "session ended; a fresh session is ready"
+	go e.beginLease(context.WithoutCancel(ctx))
+	return true, msg + "; a fresh session is starting"
+}
+
+// beginLease makes the current session ready: it runs the before-lease hook
+// if there is one, and handles its failure as the hook's onFailure says.
+func (e *Exporter) beginLease(ctx context.Context) {
+	h := e.cfg.Hooks.BeforeLease
+	if h == nil {
+		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, "")
+		return
+	}
+	if err := e.hook(ctx, beforeLease, h); err != nil {
+		switch h.OnFailure {
+		case config.OnFailureEndLease:
+			e.mu.Lock()
+			s := e.sess
+			e.sess = nil
+			e.mu.Unlock()
+			if s != nil {
+				_ = s.End(ctx, status.Error(codes.Unavailable, err.Error()))
+			}
+			return
+		case config.OnFailureExit:
+			return
+		}
+	}
+	e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, "")
+}
+
+// hook runs a lease hook with the statuses around it. A failure leaves the
+// failed status (with the reason as its message) and, for onFailure: exit,
+// stops the exporter.
+func (e *Exporter) hook(ctx context.Context, kind hookKind, h *config.Hook) error {
+	e.setStatus(kind.running, "")
+	err := e.runHook(ctx, kind, h)
+	if err == nil {
+		return nil
+	}
+	e.logger.Error("lease hook failed", "hook", kind.name, "error", err, "on_failure", h.OnFailure)
+	e.setStatus(kind.failed, err.Error()+" (onFailure: "+h.OnFailure+")")
+	if h.OnFailure == config.OnFailureExit {
+		select {
+		case e.fatal <- fmt.Errorf("%w; the config says onFailure: exit", err):
+		default:
+		}
+	}
+	return err
+}
+
+// exiting reports whether a hook asked the exporter to exit.
+func (e *Exporter) exiting() bool { return len(e.fatal) > 0 }
+
+// WaitReady waits until the session's before-lease hook is over: the
+// exporter is LEASE_READY, or a hook failed, or ctx ends.
+func (e *Exporter) WaitReady(ctx context.Context) (*jumpstarterv1.GetStatusResponse, error) {
+	for {
+		st, changed := e.Status()
+		switch st.Status {
+		case beforeLease.running:
+		case jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE:
+			if !e.leasePending() {
+				return st, nil
+			}
+		default:
+			return st, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+}
+
+func (e *Exporter) leasePending() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pendingLease
+}
+
+// startLease runs the first session's before-lease hook, once, when the
+// exporter starts serving.
+func (e *Exporter) startLease(ctx context.Context) {
+	e.mu.Lock()
+	pending := e.pendingLease
+	e.pendingLease = false
+	if pending { // before anyone can see AVAILABLE without a pending lease
+		e.setStatusLocked(beforeLease.running, "")
+	}
+	e.mu.Unlock()
+	if pending {
+		go e.beginLease(context.WithoutCancel(ctx))
+	}
+}
+
+func (e *Exporter) setStatus(s jumpstarterv1.ExporterStatus, msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.setStatusLocked(s, msg)
 }
 
 // Close ends the session and stops every plugin process.

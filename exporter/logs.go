@@ -64,6 +64,11 @@ func (h *logHub) Accept(name string, level hclog.Level, msg string, args ...any)
 	if level < hclog.Info {
 		return
 	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "hook" {
+			return // hook output is published with its own source
+		}
+	}
 	e := &jumpstarterv1.LogStreamResponse{
 		Severity:         strings.ToUpper(level.String()),
 		Message:          msg,

@@ -39,7 +39,22 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener) error {
 	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
 	stop := context.AfterFunc(ctx, srv.Stop)
 	defer stop()
+	fatal := make(chan error, 1)
+	go func() {
+		select {
+		case err := <-e.fatal:
+			fatal <- err
+			srv.Stop()
+		case <-ctx.Done():
+		}
+	}()
+	e.startLease(ctx)
 	err := srv.Serve(lis)
+	select {
+	case err := <-fatal:
+		return err
+	default:
+	}
 	if errors.Is(err, grpc.ErrServerStopped) {
 		return nil
 	}
@@ -74,13 +89,22 @@ func (s *service) GetReport(context.Context, *emptypb.Empty) (*jumpstarterv1.Get
 	return resp, nil
 }
 
-// session returns the current session or an error saying why there is none.
+// session returns the current session, or an error saying why driver
+// calls are refused: they are served while the lease is ready and while a
+// lease hook runs (hooks drive the hardware too).
 func (s *service) session() (*session.Session, error) {
-	if sess := s.e.Session(); sess != nil {
-		return sess, nil
-	}
 	st, _ := s.e.Status()
-	return nil, status.Errorf(codes.FailedPrecondition, "no session is active (exporter status %s)", statusName(st.Status))
+	switch st.Status {
+	case jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, beforeLease.running, afterLease.running:
+		if sess := s.e.Session(); sess != nil {
+			return sess, nil
+		}
+	}
+	msg := "driver calls are refused while the exporter is " + statusName(st.Status)
+	if m := st.GetMessage(); m != "" {
+		msg += ": " + m
+	}
+	return nil, status.Error(codes.FailedPrecondition, msg)
 }
 
 // driverNode checks that uuid names a node clients may call.

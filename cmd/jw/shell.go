@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/jumpwire-dev/jumpwire/exporter"
+	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"github.com/spf13/cobra"
 )
 
@@ -53,6 +55,15 @@ with its status. The exporter and every plugin stop when the shell exits.`,
 			}
 			served := make(chan error, 1)
 			go func() { served <- e.Serve(ctx, lis) }()
+			// Like a lease: the shell starts once the before-lease hook is over.
+			st, err := e.WaitReady(ctx)
+			if err != nil {
+				return err
+			}
+			if st.GetMessage() != "" && st.Status != jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY {
+				fmt.Fprintf(cmd.ErrOrStderr(), "jw: exporter is %s: %s\n",
+					strings.TrimPrefix(st.Status.String(), "EXPORTER_STATUS_"), st.GetMessage())
+			}
 
 			if len(args) == 0 {
 				sh := os.Getenv("SHELL")

@@ -1,0 +1,173 @@
+package exporter_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jumpwire-dev/jumpwire/exporter"
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// jwOnPath builds jw and puts it first on PATH, as it is for an operator.
+func jwOnPath(t *testing.T) {
+	t.Helper()
+	jw := testbin.Build(t, "./cmd/jw")
+	t.Setenv("PATH", filepath.Dir(jw)+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// serveHooks starts an exporter without waiting for its lease to be ready;
+// done receives Serve's result.
+func serveHooks(t *testing.T, yaml string) (*exporter.Exporter, jumpstarterv1.ExporterServiceClient, <-chan error) {
+	t.Helper()
+	e, err := exporter.New(t.Context(), exporter.Options{
+		ConfigFile: writeConfig(t, yaml),
+		PluginDirs: []string{testbin.PluginDir(t, "power")},
+	})
+	if err != nil {
+		t.Fatalf("exporter.New: %v", err)
+	}
+	sock := filepath.Join(t.TempDir(), "e.sock")
+	lis, err := exporter.Listen("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx, lis) }()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		_ = e.Close(context.Background())
+	})
+	return e, jumpstarterv1.NewExporterServiceClient(conn), done
+}
+
+func waitReady(t *testing.T, e *exporter.Exporter) *jumpstarterv1.GetStatusResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := e.WaitReady(ctx)
+	if err != nil {
+		t.Fatalf("WaitReady: %v (status %v)", err, st)
+	}
+	return st
+}
+
+// TestHooksDriveDrivers: a beforeLease hook that runs `jw power on` and an
+// afterLease hook that runs `jw power off` work; their output reaches
+// LogStream with their sources.
+func TestHooksDriveDrivers(t *testing.T) {
+	jwOnPath(t)
+	e, c, _ := serveHooks(t, header+`hooks:
+  beforeLease: {script: "jw power on && echo powered: $(jw power state)", timeout: 30}
+  afterLease: {script: "jw power off && echo after: $(jw power state)", timeout: 30}
+export:
+  power: {type: power}
+`)
+	logs, err := c.LogStream(t.Context(), &emptypb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitReady(t, e); st.Status != jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY {
+		t.Fatalf("status after the before-lease hook: %v", st)
+	}
+	power := uuidOf(t, c, "power")
+	if v, err := call(t, c, power, "state"); err != nil || v != true {
+		t.Errorf("state after the before-lease hook = %v, %v; want true", v, err)
+	}
+	r, err := c.EndSession(t.Context(), &jumpstarterv1.EndSessionRequest{})
+	if err != nil || !r.Success {
+		t.Fatalf("EndSession: %v, %v", r, err)
+	}
+	want := map[string]jumpstarterv1.LogSource{
+		"powered: true": jumpstarterv1.LogSource_LOG_SOURCE_BEFORE_LEASE_HOOK,
+		"after: false":  jumpstarterv1.LogSource_LOG_SOURCE_AFTER_LEASE_HOOK,
+	}
+	for len(want) > 0 {
+		m, err := logs.Recv()
+		if err != nil {
+			t.Fatalf("log stream: %v (still waiting for %v)", err, want)
+		}
+		if src, ok := want[m.Message]; ok {
+			if m.GetSource() != src {
+				t.Errorf("%q came with source %v, want %v", m.Message, m.GetSource(), src)
+			}
+			delete(want, m.Message)
+		}
+	}
+}
+
+// TestHookTimeout: a hook that sleeps past its timeout is killed with its
+// children and handled as onFailure says.
+func TestHookTimeout(t *testing.T) {
+	const sleeper = "sleep 31.25"
+	hung := func(onFailure string) string {
+		return header + `hooks:
+  beforeLease: {script: "` + sleeper + ` & ` + sleeper + `", timeout: 1, onFailure: ` + onFailure + `}
+export:
+  power: {type: power}
+`
+	}
+	left := func() bool {
+		out, _ := os.ReadDir("/proc")
+		for _, d := range out {
+			b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+			if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), sleeper) {
+				return true
+			}
+		}
+		return false
+	}
+	timedOut := "beforeLease hook timed out after 1s and was killed (onFailure: "
+
+	t.Run("warn", func(t *testing.T) {
+		e, c, _ := serveHooks(t, hung("warn"))
+		if st := waitReady(t, e); st.Status != jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY {
+			t.Errorf("status %v, want LEASE_READY after a failed hook with onFailure: warn", st)
+		}
+		if _, err := call(t, c, uuidOf(t, c, "power"), "on"); err != nil {
+			t.Error(err)
+		}
+		if left() {
+			t.Error("the hook's children outlived its timeout")
+		}
+	})
+	t.Run("endLease", func(t *testing.T) {
+		e, c, _ := serveHooks(t, hung("endLease"))
+		st := waitReady(t, e)
+		if st.Status != jumpstarterv1.ExporterStatus_EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED || !strings.HasPrefix(st.GetMessage(), timedOut+"endLease)") {
+			t.Errorf("status %v %q", st.Status, st.GetMessage())
+		}
+		_, err := call(t, c, uuidOf(t, c, "power"), "on")
+		want := "driver calls are refused while the exporter is BEFORE_LEASE_HOOK_FAILED: " + timedOut + "endLease)"
+		if s := status.Convert(err); s.Code() != codes.FailedPrecondition || s.Message() != want {
+			t.Errorf("call: %v %q, want FAILED_PRECONDITION %q", s.Code(), s.Message(), want)
+		}
+	})
+	t.Run("exit", func(t *testing.T) {
+		_, _, done := serveHooks(t, hung("exit"))
+		select {
+		case err := <-done:
+			want := "beforeLease hook timed out after 1s and was killed; the config says onFailure: exit"
+			if err == nil || err.Error() != want {
+				t.Errorf("Serve returned %v, want %q", err, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the exporter did not exit after the hook failed with onFailure: exit")
+		}
+	})
+}
