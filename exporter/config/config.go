@@ -137,6 +137,12 @@ type Instance struct {
 
 	Type   string // driver type name or alias; "" for a composite or a ref
 	Plugin string // `plugin:` (a jumpwire extension): explicit plugin binary, verbatim; "" = search the catalog
+	// SHA256 is `sha256:` (a jumpwire extension): the content hash the plugin
+	// binary must have, 64 lowercase hex digits; "" = any binary.
+	SHA256 string
+	// Version is `version:` (a jumpwire extension): the version the plugin
+	// binary must report, verbatim; "" = any (the newest on the search path).
+	Version string
 
 	// Config is the `config` mapping as JSON-like values: nil, bool, int64,
 	// float64 (finite), string, []any and map[string]any. It is an empty map

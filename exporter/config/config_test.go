@@ -111,12 +111,12 @@ f.yaml:1:1: metadata: required; expected a mapping with name (and optionally nam
 		{
 			name: "unknown instance key",
 			in:   head + "export:\n  power:\n    type: x\n    confg: {}\n",
-			want: `f.yaml:7:5: export.power.confg: unknown key "confg"; expected one of: type, plugin, config, description, methods_description, children, ref`,
+			want: `f.yaml:7:5: export.power.confg: unknown key "confg"; expected one of: type, plugin, sha256, version, config, description, methods_description, children, ref`,
 		},
 		{
 			name: "unknown key in a child",
 			in:   head + "export:\n  dut:\n    children:\n      power: {type: x, tpye: y}\n",
-			want: `f.yaml:7:24: export.dut.children.power.tpye: unknown key "tpye"; expected one of: type, plugin, config, description, methods_description, children, ref`,
+			want: `f.yaml:7:24: export.dut.children.power.tpye: unknown key "tpye"; expected one of: type, plugin, sha256, version, config, description, methods_description, children, ref`,
 		},
 		{
 			name: "config is a sequence",
@@ -314,7 +314,7 @@ f.yaml:7:48: export.power.config.c: "x" is not a number`,
 			want: `f.yaml:3:1: metadata.name: required; the exporter name (it also seeds the driver uuids)
 f.yaml:5:12: export.b.ref: no instance "a"; expected one of: b, c
 f.yaml:6:3: export.c: expected type (a driver), children (a composite) or ref (another instance)
-f.yaml:6:7: export.c.tpye: unknown key "tpye"; expected one of: type, plugin, config, description, methods_description, children, ref`,
+f.yaml:6:7: export.c.tpye: unknown key "tpye"; expected one of: type, plugin, sha256, version, config, description, methods_description, children, ref`,
 		},
 	}
 	for _, tt := range tests {

@@ -91,6 +91,12 @@ func render(c *Config) string {
 		if i.Plugin != "" {
 			w("%s  plugin: %s", indent, i.Plugin)
 		}
+		if i.SHA256 != "" {
+			w("%s  sha256: %s", indent, i.SHA256)
+		}
+		if i.Version != "" {
+			w("%s  version: %s", indent, i.Version)
+		}
 		if i.Ref != "" {
 			w("%s  ref: %s", indent, i.Ref)
 		}

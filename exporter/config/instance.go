@@ -10,7 +10,7 @@ import (
 )
 
 // instanceKeys are the keys of a driver instance, in the order messages list them.
-var instanceKeys = []string{"type", "plugin", "config", "description", "methods_description", "children", "ref"}
+var instanceKeys = []string{"type", "plugin", "sha256", "version", "config", "description", "methods_description", "children", "ref"}
 
 // instances walks a mapping of name -> instance (`export` or `children`).
 // keyPath is the mapping's key path, parent the dotted instance path of its owner.
@@ -68,6 +68,12 @@ func (p *parser) instance(pr pair, key, path string) *Instance {
 	if v := fs.value("plugin"); v != nil {
 		inst.Plugin, _ = p.nonEmpty(v, sub("plugin"))
 	}
+	if v := fs.value("sha256"); v != nil {
+		inst.SHA256 = p.sha256Pin(v, sub("sha256"))
+	}
+	if v := fs.value("version"); v != nil {
+		inst.Version = p.versionPin(v, sub("version"))
+	}
 	if v := fs.value("config"); v != nil {
 		if m := p.mapping(v, sub("config")); m != nil {
 			inst.configNode = m
@@ -96,7 +102,7 @@ func (p *parser) instance(pr pair, key, path string) *Instance {
 	has := func(name string) bool { return fs.value(name) != nil }
 	switch {
 	case has("ref"):
-		for _, name := range []string{"type", "plugin", "config", "methods_description", "children"} {
+		for _, name := range []string{"type", "plugin", "sha256", "version", "config", "methods_description", "children"} {
 			if has(name) {
 				p.errorf(fs[name].key, sub(name), "not allowed together with ref; a ref may only have a description")
 			}
@@ -106,7 +112,7 @@ func (p *parser) instance(pr pair, key, path string) *Instance {
 			inst.Config = map[string]any{}
 		}
 	default:
-		for _, name := range []string{"plugin", "config", "methods_description"} {
+		for _, name := range []string{"plugin", "sha256", "version", "config", "methods_description"} {
 			if has(name) {
 				p.errorf(fs[name].key, sub(name), "not allowed without type; an instance without type is a composite, which may only have children and a description")
 			}

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/plugins"
+	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk"
+)
+
+// shortSHA is how many hex digits of a sha256 the text output shows.
+const shortSHA = 12
+
+func newPluginsCmd(g *globals) *cobra.Command {
+	var dirs []string
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "List and inspect the driver plugins on the search path",
+		Long: `List the driver plugin binaries an exporter would find, and what each provides.
+
+The search path is the --plugin-dir directories, then those in $` + plugins.PathEnv + `,
+then the plugins directory next to jw. A binary is asked what it provides the first time its
+content (its sha256) is seen; the answer is cached in ` + cacheDirHelp() + `.
+When several binaries provide a type, an exporter uses the newest version, unless the
+instance pins one with "version:" or "sha256:".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.PersistentFlags().StringArrayVar(&dirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "list",
+			Short: "List every driver type on the plugin search path",
+			Long: `List every driver type on the plugin search path: the binary providing it, the
+binary's version, the SDK it was built with, the plugin protocol it speaks (major.minor),
+the binary's sha256 (in full with -o json, as an instance's "sha256:" pin takes it) and
+the type's aliases. Then the binaries providing the same type (duplicates) and those
+that could not be asked what they provide.`,
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if err := g.checkOutput(); err != nil {
+					return err
+				}
+				return listPlugins(cmd.Context(), cmd.OutOrStdout(), newPluginCatalog(dirs), g.output == outputJSON)
+			},
+		},
+		&cobra.Command{
+			Use:   "inspect TYPE",
+			Short: "Show a driver type's methods and config keys",
+			Long: `Show what a driver type (a name or an alias) offers: its description, the client a
+Jumpstarter client loads for it, its methods (name, kind, parameters, result) and the keys
+its config takes. The binary shown is the one an exporter uses without pins.`,
+			Args: pluginArgs(1, "inspect needs a driver TYPE (see \"jw plugins list\")"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := g.checkOutput(); err != nil {
+					return err
+				}
+				return inspectPlugin(cmd.Context(), cmd.OutOrStdout(), newPluginCatalog(dirs), args[0], g.output == outputJSON)
+			},
+		},
+	)
+	return cmd
+}
+
+// pluginArgs accepts exactly n arguments, else says what is missing.
+func pluginArgs(n int, msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s", msg)
+		}
+		return nil
+	}
+}
+
+func cacheDirHelp() string {
+	if d := plugins.CacheDir(); d != "" {
+		return d
+	}
+	return "$XDG_CACHE_HOME/jumpwire/plugins"
+}
+
+// newPluginCatalog is the catalog an exporter started with --plugin-dir dirs
+// would search.
+func newPluginCatalog(dirs []string) *plugins.Catalog {
+	return plugins.New(plugins.SearchPath(dirs), func(ctx context.Context, bin string) (*pluginv1.DescribeResponse, error) {
+		return host.Describe(ctx, bin, hclog.NewNullLogger())
+	})
+}
+
+// pluginRow is one driver type of one binary, as `jw plugins list` shows it.
+type pluginRow struct {
+	Type          string   `json:"type"`
+	Aliases       []string `json:"aliases"`
+	Binary        string   `json:"binary"`
+	Version       string   `json:"version"`
+	SDKVersion    string   `json:"sdk_version"`
+	Protocol      string   `json:"protocol"`
+	ProtocolNewer bool     `json:"protocol_newer"` // newer than this jw's: accepted, additions unused
+	SHA256        string   `json:"sha256"`
+	Shadowed      bool     `json:"shadowed"` // another binary provides the type and wins without pins
+}
+
+type pluginFailure struct {
+	Binary string `json:"binary"`
+	Error  string `json:"error"`
+}
+
+type duplicateBinary struct {
+	Binary  string `json:"binary"`
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+}
+
+type pluginDuplicate struct {
+	Names    []string          `json:"names"`
+	Binaries []duplicateBinary `json:"binaries"` // the one used without pins first
+}
+
+type pluginList struct {
+	SearchPath []string          `json:"search_path"`
+	Types      []pluginRow       `json:"types"`
+	Duplicates []pluginDuplicate `json:"duplicates"`
+	Failed     []pluginFailure   `json:"failed"`
+}
+
+// collectPlugins scans the search path and lists what it holds.
+func collectPlugins(ctx context.Context, c *plugins.Catalog) pluginList {
+	entries, failures := c.Entries(ctx)
+	l := pluginList{SearchPath: c.Dirs(), Types: []pluginRow{}, Duplicates: []pluginDuplicate{}, Failed: []pluginFailure{}}
+	for _, e := range entries {
+		for _, t := range e.Info.GetTypes() {
+			used, _, _ := c.Lookup(ctx, t.Name, plugins.Pin{})
+			l.Types = append(l.Types, pluginRow{
+				Type: t.Name, Aliases: nonNilStrings(t.Aliases), Binary: e.Binary,
+				Version: e.Info.GetVersion(), SDKVersion: e.Info.GetSdkVersion(),
+				Protocol: e.Protocol(), ProtocolNewer: e.NewerProtocol(), SHA256: e.SHA256,
+				Shadowed: used != e,
+			})
+		}
+	}
+	// By type; the binary used without pins first.
+	slices.SortStableFunc(l.Types, func(a, b pluginRow) int {
+		if c := strings.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		switch {
+		case a.Shadowed == b.Shadowed:
+			return -plugins.Newer(a.Version, b.Version)
+		case b.Shadowed:
+			return -1
+		}
+		return 1
+	})
+	for _, d := range c.Duplicates(ctx) {
+		pd := pluginDuplicate{Names: d.Names}
+		for _, e := range d.Entries {
+			pd.Binaries = append(pd.Binaries, duplicateBinary{Binary: e.Binary, Version: e.Info.GetVersion(), SHA256: e.SHA256})
+		}
+		l.Duplicates = append(l.Duplicates, pd)
+	}
+	for _, f := range failures {
+		l.Failed = append(l.Failed, pluginFailure{Binary: f.Binary, Error: f.Error()})
+	}
+	return l
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// listPlugins prints the plugin list as a table and sections, or as JSON.
+func listPlugins(ctx context.Context, out io.Writer, c *plugins.Catalog, asJSON bool) error {
+	l := collectPlugins(ctx, c)
+	if asJSON {
+		return writePluginJSON(out, l)
+	}
+	if len(l.Types) == 0 && len(l.Failed) == 0 {
+		_, err := fmt.Fprintf(out, "no plugin binaries found (searched %s; add directories with --plugin-dir or %s)\n",
+			strings.Join(l.SearchPath, ", "), plugins.PathEnv)
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	newer := false
+	if len(l.Types) > 0 {
+		fmt.Fprintln(tw, "TYPE\tBINARY\tVERSION\tSDK\tPROTOCOL\tSHA256\tALIASES")
+	}
+	for _, r := range l.Types {
+		typ, proto := r.Type, r.Protocol
+		if r.Shadowed {
+			typ += " (shadowed)"
+		}
+		if r.ProtocolNewer {
+			proto += " (newer)"
+			newer = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", typ, r.Binary, dashIfEmpty(r.Version), dashIfEmpty(r.SDKVersion),
+			proto, r.SHA256[:shortSHA], dashIfEmpty(strings.Join(r.Aliases, ", ")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if newer {
+		fmt.Fprintf(out, "\n(newer): the binary speaks a newer plugin protocol than this jw (%d.%d); it is accepted, and what the newer protocol adds is not used\n",
+			sdk.ProtocolVersion, sdk.ProtocolMinor)
+	}
+	if len(l.Duplicates) > 0 {
+		fmt.Fprintln(out, "\nDuplicates: the first binary is used; pin another with \"version:\" or \"sha256:\" in the instance")
+		for _, d := range l.Duplicates {
+			fmt.Fprintf(out, "  %s:\n", strings.Join(d.Names, ", "))
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			for _, b := range d.Binaries {
+				fmt.Fprintf(tw, "    %s\t%s\tsha256 %s\n", b.Binary, dashIfEmpty(b.Version), b.SHA256[:shortSHA])
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(l.Failed) > 0 {
+		fmt.Fprintln(out, "\nFailed: these binaries could not be asked what they provide")
+		for _, f := range l.Failed {
+			fmt.Fprintf(out, "  %s\n", f.Error)
+		}
+	}
+	return nil
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writePluginJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+type methodDoc struct {
+	Name        string   `json:"name"`
+	Kind        string   `json:"kind"` // unary, streaming or byte_stream
+	Params      []string `json:"params"`
+	Variadic    bool     `json:"variadic"`
+	Result      string   `json:"result"`
+	Description string   `json:"description"`
+}
+
+type configKeyDoc struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Description string `json:"description"`
+}
+
+type typeDoc struct {
+	Type          string            `json:"type"`
+	Description   string            `json:"description"`
+	Client        string            `json:"client"`
+	Aliases       []string          `json:"aliases"`
+	Exclusive     bool              `json:"exclusive"`
+	Binary        string            `json:"binary"`
+	Version       string            `json:"version"`
+	SDKVersion    string            `json:"sdk_version"`
+	Protocol      string            `json:"protocol"`
+	ProtocolNewer bool              `json:"protocol_newer"`
+	SHA256        string            `json:"sha256"`
+	Methods       []methodDoc       `json:"methods"`
+	Config        []configKeyDoc    `json:"config"`
+	AlsoIn        []duplicateBinary `json:"also_provided_by"` // shadowed binaries providing the same type
+}
+
+// methodKind names a method kind for people and, with "_" for " ", for JSON.
+func methodKind(k pluginv1.MethodKind) string {
+	switch k {
+	case pluginv1.MethodKind_METHOD_KIND_STREAMING:
+		return "streaming"
+	case pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM:
+		return "byte stream"
+	}
+	return "unary"
+}
+
+// inspectPlugin prints one driver type: its binary, methods and config keys.
+func inspectPlugin(ctx context.Context, out io.Writer, c *plugins.Catalog, name string, asJSON bool) error {
+	e, t, err := c.Lookup(ctx, name, plugins.Pin{})
+	if err != nil {
+		return err
+	}
+	d := typeDoc{
+		Type: t.Name, Description: t.Description, Client: t.Client, Aliases: nonNilStrings(t.Aliases), Exclusive: t.Exclusive,
+		Binary: e.Binary, Version: e.Info.GetVersion(), SDKVersion: e.Info.GetSdkVersion(),
+		Protocol: e.Protocol(), ProtocolNewer: e.NewerProtocol(), SHA256: e.SHA256,
+		Methods: []methodDoc{}, Config: []configKeyDoc{}, AlsoIn: []duplicateBinary{},
+	}
+	for _, m := range t.Methods {
+		d.Methods = append(d.Methods, methodDoc{Name: m.Name, Kind: methodKind(m.Kind), Params: nonNilStrings(m.Params),
+			Variadic: m.Variadic, Result: m.Result, Description: m.Description})
+	}
+	for _, k := range t.Config {
+		d.Config = append(d.Config, configKeyDoc{Name: k.Name, Type: k.Type, Description: k.Description})
+	}
+	for _, dup := range c.Duplicates(ctx) {
+		if slices.Contains(dup.Names, t.Name) {
+			for _, o := range dup.Entries[1:] {
+				d.AlsoIn = append(d.AlsoIn, duplicateBinary{Binary: o.Binary, Version: o.Info.GetVersion(), SHA256: o.SHA256})
+			}
+		}
+	}
+	if asJSON {
+		for i := range d.Methods {
+			d.Methods[i].Kind = strings.ReplaceAll(d.Methods[i].Kind, " ", "_")
+		}
+		return writePluginJSON(out, d)
+	}
+	return renderPluginType(out, d)
+}
+
+func renderPluginType(out io.Writer, d typeDoc) error {
+	head := d.Type
+	if desc := oneLine(d.Description); desc != "" {
+		head += ": " + desc
+	}
+	fmt.Fprintln(out, head)
+	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
+	proto := d.Protocol
+	if d.ProtocolNewer {
+		proto += fmt.Sprintf(", newer than this jw's %d.%d: accepted", sdk.ProtocolVersion, sdk.ProtocolMinor)
+	}
+	fmt.Fprintf(tw, "  binary:\t%s\n", d.Binary)
+	fmt.Fprintf(tw, "  version:\t%s (sdk %s, plugin protocol %s)\n", dashIfEmpty(d.Version), dashIfEmpty(d.SDKVersion), proto)
+	fmt.Fprintf(tw, "  sha256:\t%s\n", d.SHA256)
+	fmt.Fprintf(tw, "  client:\t%s\n", dashIfEmpty(d.Client))
+	fmt.Fprintf(tw, "  aliases:\t%s\n", dashIfEmpty(strings.Join(d.Aliases, ", ")))
+	if d.Exclusive {
+		fmt.Fprintf(tw, "  exclusive:\tyes (an instance owns its device: on a swap, the old process stops first)\n")
+	}
+	for _, o := range d.AlsoIn {
+		fmt.Fprintf(tw, "  shadows:\t%s (%s, sha256 %s)\n", o.Binary, dashIfEmpty(o.Version), o.SHA256[:shortSHA])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(out, "\nMethods:")
+	if len(d.Methods) == 0 {
+		fmt.Fprintln(out, "  none")
+	} else {
+		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tKIND\tPARAMS\tRESULT\tDESCRIPTION")
+		for _, m := range d.Methods {
+			params := slices.Clone(m.Params)
+			if m.Variadic && len(params) > 0 {
+				params[len(params)-1] += "..."
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, dashIfEmpty(strings.Join(params, ", ")),
+				dashIfEmpty(m.Result), oneLine(m.Description))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintln(out, "\nConfig:")
+	if len(d.Config) == 0 {
+		_, err := fmt.Fprintln(out, "  no keys")
+		return err
+	}
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tTYPE\tDESCRIPTION")
+	for _, k := range d.Config {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", k.Name, dashIfEmpty(k.Type), oneLine(k.Description))
+	}
+	return tw.Flush()
+}
