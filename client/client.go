@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -37,10 +39,14 @@ type Option func(*options)
 
 type options struct {
 	dialOptions []grpc.DialOption
+	// TCP only (tls.go):
+	tlsCA, fingerprint string
+	insecure           bool
+	passphrase         *string
 }
 
 // WithDialOptions adds gRPC dial options, applied after the defaults (plain-text gRPC over a unix
-// socket), so they can override them.
+// socket; TLS or plaintext, and the passphrase, over TCP), so they can override them.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOptions = append(o.dialOptions, opts...) }
 }
@@ -58,11 +64,15 @@ type Client struct {
 	paths map[string]string // uuid -> dotted path, learned from Tree, used to name errors
 }
 
-// Dial connects to an exporter. target is "unix:///path/to.sock", "unix:/path", or a bare path; ""
-// means the address in the HostEnv environment variable (ErrNoHost when it is unset).
+// Dial connects to an exporter. target is "unix:///path/to.sock", "unix:/path", or a bare path; or
+// "tcp://HOST:PORT" (or a bare HOST:PORT) for an exporter served over TCP; "" means the address in
+// the HostEnv environment variable (ErrNoHost when it is unset).
 //
 // Dial checks that something listens at the address (ErrUnreachable otherwise, with the reason);
-// ctx bounds that check only. Close the client when done.
+// ctx bounds that check only. Over TCP it uses TLS, trusting the system's certificate authorities
+// unless [WithTLSCA], [WithTLSFingerprint] or [WithInsecure] says otherwise, and it also checks the
+// TLS handshake (ErrNotTLS, ErrCertificate) and, with one GetStatus call, the passphrase
+// (ErrPassphrase) and plaintext sent to a TLS exporter (ErrTLSOnly). Close the client when done.
 func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	if target == "" {
 		target = os.Getenv(HostEnv)
@@ -70,13 +80,21 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 			return nil, ErrNoHost
 		}
 	}
-	path, err := socketPath(target)
-	if err != nil {
-		return nil, err
-	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if hostport, ok, err := tcpTarget(target); err != nil {
+		return nil, err
+	} else if ok {
+		return dialTCP(ctx, target, hostport, &o)
+	}
+	if o.tlsCA != "" || o.fingerprint != "" {
+		return nil, fmt.Errorf("exporter address %q: a TLS CA or fingerprint applies to tcp:// addresses only", target)
+	}
+	path, err := socketPath(target)
+	if err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -92,6 +110,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		bufpool.DialOption(),
 	}, o.dialOptions...)
 	conn, err := grpc.NewClient("unix://"+abs, dialOpts...)
 	if err != nil {
@@ -113,7 +132,7 @@ func socketPath(target string) (string, error) {
 	case strings.HasPrefix(target, "unix:"):
 		path = strings.TrimPrefix(target, "unix:")
 	case strings.Contains(target, "://"):
-		return "", fmt.Errorf("exporter address %q: only unix sockets are supported (unix:///path/to.sock or a path)", target)
+		return "", fmt.Errorf("exporter address %q: want unix:///path/to.sock, a path, or tcp://HOST:PORT", target)
 	default:
 		path = target
 	}

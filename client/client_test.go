@@ -102,8 +102,8 @@ func TestDialErrors(t *testing.T) {
 			"cannot reach exporter at " + stale + ": connection refused (nothing listens on the socket)"},
 		{"not a socket", plain, "", client.ErrUnreachable,
 			"cannot reach exporter at " + plain + ": connection refused (nothing listens on the socket)"},
-		{"tcp", "tcp://lab:1234", "", nil,
-			`exporter address "tcp://lab:1234": only unix sockets are supported (unix:///path/to.sock or a path)`},
+		{"unknown scheme", "ftp://lab", "", nil,
+			`exporter address "ftp://lab": want unix:///path/to.sock, a path, or tcp://HOST:PORT`},
 		{"empty unix", "unix://", "", nil, `exporter address "unix://": no socket path`},
 	}
 	for _, tt := range tests {

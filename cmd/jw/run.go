@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,22 +84,264 @@ func defaultSocket(name string) string {
 	return filepath.Join(dir, name+".sock")
 }
 
+// privateDir makes dir (the default socket's directory) if needed and
+// checks that it is a directory of ours that only we can enter: in a shared
+// /tmp, someone else could have made it first.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	case ok && int(st.Uid) != os.Getuid():
+		return fmt.Errorf("socket directory %s belongs to uid %d, not to you; remove it or pass --listen", dir, st.Uid)
+	case fi.Mode().Perm() != 0o700:
+		return os.Chmod(dir, 0o700)
+	}
+	return nil
+}
+
+// passphraseEnv is the environment variable holding the passphrase, for
+// `jw run` on TCP and for clients, when no flag gives it.
+const passphraseEnv = "JUMPWIRE_PASSPHRASE"
+
+// listenFlags are `jw run`'s flags for where and how it serves.
+type listenFlags struct {
+	listen         string
+	tlsCert        string
+	tlsKey         string
+	selfSigned     bool
+	insecure       bool
+	passphrase     string
+	passphraseFile string
+	noAuth         bool
+}
+
+func (f *listenFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "", "where to serve: unix:///PATH or tcp://HOST:PORT (default: a per-user runtime socket)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM) for tcp://, with --tls-key")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the TLS certificate's private key (PEM)")
+	fl.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve tcp:// with a self-signed certificate made at start (prints its fingerprint)")
+	fl.BoolVar(&f.insecure, "insecure", false, "serve tcp:// in plaintext, without TLS")
+	fl.StringVar(&f.passphrase, "passphrase", "", "passphrase clients must send on tcp:// (default $"+passphraseEnv+")")
+	fl.StringVar(&f.passphraseFile, "passphrase-file", "", "file holding the passphrase (its first line)")
+	fl.BoolVar(&f.noAuth, "no-auth", false, "serve tcp:// without a passphrase: anyone who can connect may use the exporter")
+}
+
+// serving is what the listen flags resolve to, checked before the exporter
+// starts.
+type serving struct {
+	addr           exporter.Address
+	cert           *tls.Certificate // nil: plaintext
+	selfSigned     bool
+	passphrase     string // "": no passphrase
+	passphraseFile string
+}
+
+// resolve checks the listen flags and loads what they name. Each refusal is
+// one line naming the flag to add.
+func (f *listenFlags) resolve(cmd *cobra.Command) (*serving, error) {
+	var s serving
+	if f.listen != "" {
+		a, err := exporter.ParseAddress(f.listen)
+		var ae *exporter.AddressError
+		if errors.As(err, &ae) {
+			return nil, fmt.Errorf("--listen %q: %s", ae.Addr, ae.Reason)
+		}
+		s.addr = a
+	}
+	var given []string
+	for _, name := range []string{"tls-cert", "tls-key", "tls-self-signed", "insecure", "passphrase", "passphrase-file", "no-auth"} {
+		if cmd.Flags().Changed(name) {
+			given = append(given, "--"+name)
+		}
+	}
+	if s.addr.Network != "tcp" {
+		if len(given) > 0 {
+			verb := "applies"
+			if len(given) > 1 {
+				verb = "apply"
+			}
+			return nil, fmt.Errorf("%s %s to tcp:// listeners only (a unix socket is guarded by its file mode, 0600)", strings.Join(given, ", "), verb)
+		}
+		return &s, nil
+	}
+
+	switch {
+	case f.tlsCert != "" && f.tlsKey == "":
+		return nil, errors.New("--tls-cert needs --tls-key FILE (the certificate's private key)")
+	case f.tlsKey != "" && f.tlsCert == "":
+		return nil, errors.New("--tls-key needs --tls-cert FILE")
+	case f.selfSigned && f.tlsCert != "":
+		return nil, errors.New("--tls-self-signed and --tls-cert: choose one")
+	case f.insecure && (f.selfSigned || f.tlsCert != ""):
+		return nil, errors.New("--insecure (no TLS) and --tls-*: choose one")
+	case !f.insecure && !f.selfSigned && f.tlsCert == "":
+		return nil, fmt.Errorf("refusing to serve %s without TLS: add --tls-self-signed, or --tls-cert FILE --tls-key FILE; --insecure serves plaintext", s.addr)
+	case f.tlsCert != "":
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		s.cert = &cert
+	case f.selfSigned:
+		cert, err := exporter.SelfSignedCertificate(s.addr)
+		if err != nil {
+			return nil, err
+		}
+		s.cert, s.selfSigned = &cert, true
+	}
+
+	flagSet := cmd.Flags().Changed("passphrase")
+	switch {
+	case flagSet && f.passphraseFile != "":
+		return nil, errors.New("--passphrase and --passphrase-file: choose one")
+	case f.noAuth && (flagSet || f.passphraseFile != ""):
+		return nil, errors.New("--no-auth and a passphrase: choose one")
+	case f.noAuth:
+		return &s, nil
+	case flagSet:
+		s.passphrase = f.passphrase
+		if s.passphrase == "" {
+			return nil, errors.New("--passphrase is empty")
+		}
+	case f.passphraseFile != "":
+		p, err := readPassphrase(f.passphraseFile)
+		if err != nil {
+			return nil, err
+		}
+		s.passphrase, s.passphraseFile = p, f.passphraseFile
+	default:
+		s.passphrase = os.Getenv(passphraseEnv)
+	}
+	if s.passphrase == "" {
+		return nil, fmt.Errorf("refusing to serve %s without a passphrase: add --passphrase-file FILE or --passphrase VALUE, or set %s; --no-auth lets anyone who can connect use it",
+			s.addr, passphraseEnv)
+	}
+	return &s, nil
+}
+
+// readPassphrase reads a passphrase file: its first line, without the line end.
+func readPassphrase(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--passphrase-file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("--passphrase-file %s: the first line is empty", path)
+	}
+	return line, nil
+}
+
+// options are the exporter's serve options.
+func (s *serving) options() []exporter.ServeOption {
+	var opts []exporter.ServeOption
+	if s.cert != nil {
+		opts = append(opts, exporter.WithTLS(&tls.Config{
+			Certificates: []tls.Certificate{*s.cert},
+			MinVersion:   tls.VersionTLS12,
+		}))
+	}
+	if s.passphrase != "" {
+		opts = append(opts, exporter.WithPassphrase(s.passphrase))
+	}
+	return opts
+}
+
+// announce prints where the exporter serves and how clients reach it.
+func (s *serving) announce(w io.Writer, name string, lis net.Listener) {
+	if s.addr.Network != "tcp" {
+		fmt.Fprintf(w, "exporter %q serving on %s\nclients: export JUMPSTARTER_HOST=%s\n",
+			name, s.addr, lis.Addr().String())
+		return
+	}
+	var how []string
+	switch {
+	case s.selfSigned:
+		how = append(how, "TLS with a self-signed certificate")
+	case s.cert != nil:
+		how = append(how, "TLS")
+	default:
+		how = append(how, "plaintext")
+	}
+	if s.passphrase != "" {
+		how = append(how, "passphrase required")
+	} else {
+		how = append(how, "no passphrase")
+	}
+	fmt.Fprintf(w, "exporter %q serving on tcp://%s (%s)\n", name, lis.Addr(), strings.Join(how, ", "))
+
+	_, port, _ := net.SplitHostPort(lis.Addr().String())
+	host := s.addr.Host
+	if s.addr.Wildcard() {
+		host, _ = os.Hostname()
+	}
+	line := []string{"jw", "--host", "tcp://" + net.JoinHostPort(host, port)}
+	if s.cert != nil {
+		fp := exporter.Fingerprint(s.cert.Certificate[0])
+		fmt.Fprintf(w, "certificate fingerprint: %s\n", fp)
+		if s.selfSigned {
+			line = append(line, "--tls-fingerprint", fp)
+		}
+	} else {
+		line = append(line, "--insecure")
+	}
+	if s.passphrase != "" {
+		file := s.passphraseFile
+		if file == "" {
+			file = "FILE"
+		}
+		line = append(line, "--passphrase-file", file)
+	}
+	fmt.Fprintf(w, "clients: %s tree\n", strings.Join(line, " "))
+}
+
 func newRunCmd() *cobra.Command {
 	var (
-		f      serveFlags
-		listen string
+		f serveFlags
+		l listenFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "run -c FILE [--listen unix:///PATH]",
+		Use:   "run -c FILE [--listen unix:///PATH | tcp://HOST:PORT]",
 		Short: "Serve an exporter until interrupted",
 		Long: `Serve the driver instances of an exporter config to clients.
 
 Every driver instance runs in its own plugin process. The exporter checks the
 whole config before serving (types, binaries, each driver's config) and exits
-with one line per problem. It serves on a unix socket (mode 0600), by default
-$XDG_RUNTIME_DIR/jumpwire/NAME.sock; point clients at it with JUMPSTARTER_HOST.`,
+with one line per problem.
+
+By default it serves on a unix socket (mode 0600, in a directory of mode 0700),
+$XDG_RUNTIME_DIR/jumpwire/NAME.sock; point clients at it with JUMPSTARTER_HOST.
+
+With --listen tcp://HOST:PORT it serves over the network (HOST empty or 0.0.0.0:
+every interface; PORT 0: any free port). That takes TLS and a passphrase:
+  TLS          --tls-cert FILE --tls-key FILE, or --tls-self-signed: a
+               certificate made at start and kept in memory; jw prints its
+               fingerprint, which clients pin with --tls-fingerprint
+  passphrase   --passphrase-file FILE, --passphrase VALUE or $` + passphraseEnv + `;
+               clients send it with --passphrase-file, --passphrase or
+               $` + passphraseEnv + `
+On a network you trust, --insecure serves plaintext and --no-auth serves
+without a passphrase.`,
+		Example: `  jw run -c exporter.yaml
+  jw run -c exporter.yaml --listen tcp://0.0.0.0:7777 --tls-self-signed --passphrase-file ~/.jw-passphrase
+  jw --host tcp://lab-1:7777 --tls-fingerprint sha256:AB:CD:... --passphrase-file ~/.jw-passphrase power on`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every refusal before a plugin starts.
+			s, err := l.resolve(cmd)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			e, err := f.start(ctx, cmd)
@@ -103,19 +349,22 @@ $XDG_RUNTIME_DIR/jumpwire/NAME.sock; point clients at it with JUMPSTARTER_HOST.`
 				return err
 			}
 			defer stop(e)
-			if listen == "" {
-				listen = "unix://" + defaultSocket(e.Name())
+			if l.listen == "" {
+				sock := defaultSocket(e.Name())
+				if err := privateDir(filepath.Dir(sock)); err != nil {
+					return err
+				}
+				s.addr = exporter.Address{Network: "unix", Path: sock}
 			}
-			lis, err := exporter.Listen(listen)
+			lis, err := exporter.Listen(s.addr.String())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "exporter %q serving on %s\nclients: export JUMPSTARTER_HOST=%s\n",
-				e.Name(), listen, lis.Addr().String())
-			return e.Serve(ctx, lis)
+			s.announce(cmd.OutOrStdout(), e.Name(), lis)
+			return e.Serve(ctx, lis, s.options()...)
 		},
 	}
 	f.register(cmd, "info")
-	cmd.Flags().StringVar(&listen, "listen", "", "where to serve: unix:///PATH (default: a per-user runtime socket)")
+	l.register(cmd)
 	return cmd
 }

@@ -1,0 +1,240 @@
+package exporter
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Address is where an exporter serves: a unix socket or a TCP host and port.
+type Address struct {
+	// Network is "unix" or "tcp".
+	Network string
+	// Path is the socket's path (unix).
+	Path string
+	// Host is the TCP host name or IP address; "" listens on every interface.
+	Host string
+	// Port is the TCP port; 0 picks a free one.
+	Port int
+}
+
+// AddressError is a listen address that does not parse; Reason says why.
+type AddressError struct {
+	Addr   string
+	Reason string
+}
+
+// Error names the address and the problem.
+func (e *AddressError) Error() string {
+	return fmt.Sprintf("exporter: listen address %q: %s", e.Addr, e.Reason)
+}
+
+// ParseAddress parses a listen address: "unix:///path", "unix:path" or a
+// bare path for a unix socket; "tcp://HOST:PORT" for TCP (HOST may be empty
+// for every interface, an IPv6 address goes in brackets, PORT 0 picks a
+// free port).
+func ParseAddress(s string) (Address, error) {
+	bad := func(format string, args ...any) (Address, error) {
+		return Address{}, &AddressError{Addr: s, Reason: fmt.Sprintf(format, args...)}
+	}
+	if rest, ok := strings.CutPrefix(s, "tcp://"); ok {
+		host, port, err := net.SplitHostPort(rest)
+		var ae *net.AddrError
+		switch {
+		case rest == "" || port == "" && err == nil || errors.As(err, &ae) && strings.HasPrefix(ae.Err, "missing port"):
+			return bad("no port (want tcp://HOST:PORT; port 0 picks a free one)")
+		case ae != nil:
+			return bad("want tcp://HOST:PORT (%s)", ae.Err)
+		case err != nil:
+			return bad("want tcp://HOST:PORT (%v)", err)
+		}
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return bad("port %q is not a number from 0 to 65535", port)
+		}
+		return Address{Network: "tcp", Host: host, Port: int(n)}, nil
+	}
+	path, ok := strings.CutPrefix(s, "unix://")
+	if !ok {
+		path, _ = strings.CutPrefix(s, "unix:")
+	}
+	if scheme, _, ok := strings.Cut(path, "://"); ok {
+		return bad("unknown scheme %q (want unix:///PATH or tcp://HOST:PORT)", scheme)
+	}
+	if path == "" {
+		return bad("no socket path")
+	}
+	return Address{Network: "unix", Path: path}, nil
+}
+
+// String is the address as ParseAddress reads it: unix:///path or tcp://host:port.
+func (a Address) String() string {
+	if a.Network == "tcp" {
+		return "tcp://" + net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+	}
+	return "unix://" + a.Path
+}
+
+// Wildcard reports whether a TCP address listens on every interface.
+func (a Address) Wildcard() bool {
+	if a.Host == "" {
+		return true
+	}
+	ip := net.ParseIP(a.Host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// Loopback reports whether a TCP address is reachable from this host only.
+func (a Address) Loopback() bool {
+	if a.Host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(a.Host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Listen opens the exporter's listener on an address ParseAddress reads.
+// A unix socket is created with mode 0600 (its directory, when Listen
+// creates it, 0700); a stale socket left by an exporter that died is
+// replaced, a live one is an error. A TCP listener is plain TCP: serve it
+// with [WithTLS] and [WithPassphrase] (see [Exporter.ServeWith]).
+func Listen(addr string) (net.Listener, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	if a.Network == "tcp" {
+		lis, err := net.Listen("tcp", net.JoinHostPort(a.Host, strconv.Itoa(a.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("exporter: listen: %w", err)
+		}
+		return lis, nil
+	}
+	path := a.Path
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("exporter: listen: %w", err)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("exporter: listen: another exporter is serving on %s", path)
+	} else if errors.Is(err, syscall.ECONNREFUSED) {
+		_ = os.Remove(path)
+	}
+	old := syscall.Umask(0o177)
+	lis, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("exporter: listen: %w", err)
+	}
+	return lis, nil
+}
+
+// ServeOption configures how [Exporter.ServeWith] serves a listener.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	tls        *tls.Config
+	passphrase *string
+}
+
+// WithTLS serves TLS with cfg, which holds the exporter's certificate (see
+// [SelfSignedCertificate] for one made on the spot).
+func WithTLS(cfg *tls.Config) ServeOption {
+	return func(o *serveOptions) { o.tls = cfg }
+}
+
+// WithPassphrase requires every call (ExporterService and RouterService) to
+// carry passphrase in the [PassphraseHeader] metadata; others fail with
+// UNAUTHENTICATED before they reach a driver, and each is logged as a
+// warning with the caller's address. Serve it over TLS: the passphrase
+// travels in every request.
+func WithPassphrase(passphrase string) ServeOption {
+	return func(o *serveOptions) { o.passphrase = &passphrase }
+}
+
+// SelfSignedCertificate makes a TLS certificate and key for serving on a:
+// ECDSA P-256, valid for a year, for a's host; for a loopback or wildcard
+// address also for 127.0.0.1, ::1 and localhost (and, for a wildcard, this
+// machine's host name). It lives in memory only: clients pin it by its
+// [Fingerprint].
+func SelfSignedCertificate(a Address) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("exporter: self-signed certificate: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("exporter: self-signed certificate: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "jumpwire exporter"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	names := []string{a.Host}
+	switch {
+	case a.Wildcard():
+		names = nil
+		if h, err := os.Hostname(); err == nil {
+			names = append(names, h)
+		}
+		fallthrough
+	case a.Loopback():
+		names = append(names, "127.0.0.1", "::1", "localhost")
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+		} else if n != "" && !slices.Contains(tmpl.DNSNames, n) {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("exporter: self-signed certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("exporter: self-signed certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// Fingerprint is the SHA-256 fingerprint of a DER certificate, as jw prints
+// it and clients pin it: "sha256:AB:CD:..." (32 bytes in upper-case hex).
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var b strings.Builder
+	b.WriteString("sha256:")
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(h[i : i+2])
+	}
+	return b.String()
+}
