@@ -13,6 +13,8 @@ import (
 	"io"
 	"iter"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -64,6 +66,12 @@ type Instance struct {
 	conf   *pluginv1.ConfigureResponse
 	life   context.Context // cancelled, with the exit as cause, when the process exits
 	logger hclog.Logger
+
+	retired atomic.Pointer[string] // why the instance is being stopped on purpose
+
+	busyMu sync.Mutex
+	busy   int           // calls and streams in flight
+	idle   chan struct{} // closed when busy drops to 0; nil while idle
 }
 
 // Start launches a process for spec and configures the instance in it.
@@ -104,7 +112,49 @@ func startTimeout(o LaunchOptions) time.Duration {
 }
 
 func (i *Instance) exitMessage() string {
+	if r := i.retired.Load(); r != nil {
+		return *r
+	}
 	return fmt.Sprintf("driver %s (%s) %s", i.spec.Path, i.spec.Type, i.proc.ExitReason())
+}
+
+// Retire marks the instance as being replaced: calls and streams still on
+// it when it stops end with reason instead of an exit status.
+func (i *Instance) Retire(reason string) { i.retired.Store(&reason) }
+
+// Drain waits until no call or stream is in flight, or ctx ends.
+func (i *Instance) Drain(ctx context.Context) error {
+	i.busyMu.Lock()
+	idle := i.idle
+	i.busyMu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (i *Instance) enter() {
+	i.busyMu.Lock()
+	if i.busy == 0 {
+		i.idle = make(chan struct{})
+	}
+	i.busy++
+	i.busyMu.Unlock()
+}
+
+func (i *Instance) leave() {
+	i.busyMu.Lock()
+	i.busy--
+	if i.busy == 0 {
+		close(i.idle)
+		i.idle = nil
+	}
+	i.busyMu.Unlock()
 }
 
 // Spec is what the instance runs.
@@ -126,9 +176,11 @@ func (i *Instance) Done() <-chan struct{} { return i.life.Done() }
 // join derives a call context from ctx that is also cancelled when the
 // process exits.
 func (i *Instance) join(ctx context.Context) (context.Context, context.CancelFunc) {
+	i.enter()
 	c, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(i.life, func() { cancel(context.Cause(i.life)) })
-	return c, func() { stop(); cancel(nil) }
+	var once sync.Once
+	return c, func() { once.Do(func() { stop(); cancel(nil); i.leave() }) }
 }
 
 // callError explains a failed call made with ctx. When the process died
@@ -258,8 +310,15 @@ func (i *Instance) Stop(ctx context.Context) error {
 	return err
 }
 
-// alive fails fast when the process has already exited.
+// alive fails fast when the process has already exited, or is about to
+// (it was killed, and its exit is recorded in a moment).
 func (i *Instance) alive() error {
+	if i.life.Err() == nil && i.proc.runner.dying() {
+		select {
+		case <-i.life.Done():
+		case <-time.After(time.Second):
+		}
+	}
 	if i.life.Err() != nil {
 		return context.Cause(i.life)
 	}

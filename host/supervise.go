@@ -144,14 +144,29 @@ func (s *Supervised) supervise(ctx context.Context) {
 	defer close(s.done)
 	for {
 		s.mu.Lock()
-		cur := s.cur
+		cur, changed := s.cur, s.changed
 		s.mu.Unlock()
+		var died <-chan struct{} // nil while a swap has no process in place
+		if cur != nil {
+			died = cur.Done()
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-cur.Done():
+		case <-changed:
+			continue // a swap put another process in place
+		case <-died:
+		}
+		s.mu.Lock()
+		swapped := s.cur != cur
+		s.mu.Unlock()
+		if swapped {
+			continue
 		}
 		reason := cur.proc.ExitReason()
+		// Release what go-plugin holds for the dead process (its connection,
+		// goroutines and socket directory); nothing else stops it.
+		go cur.proc.Stop()
 		now := time.Now()
 		s.mu.Lock()
 		s.health.LastExit = reason
@@ -270,10 +285,19 @@ func (s *Supervised) acquire(ctx context.Context) (*Instance, error) {
 }
 
 // Spec is what the driver runs.
-func (s *Supervised) Spec() Spec { return s.spec }
+func (s *Supervised) Spec() Spec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.spec
+}
 
-// Configured is what the driver answered to its config when first started.
-func (s *Supervised) Configured() *pluginv1.ConfigureResponse { return s.conf }
+// Configured is what the driver answered to its config when it (or its
+// latest replacement) was started.
+func (s *Supervised) Configured() *pluginv1.ConfigureResponse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conf
+}
 
 // Health reports the driver's state, restarts and last exit.
 func (s *Supervised) Health() Health {
@@ -348,4 +372,84 @@ func (s *Supervised) Stop(ctx context.Context) error {
 	s.setLocked(Stopped, nil, nil)
 	s.mu.Unlock()
 	return err
+}
+
+// SwapOptions says how a driver is replaced.
+type SwapOptions struct {
+	// Exclusive drivers own a device only one process may open: the old
+	// process is stopped before its successor starts, and calls arriving in
+	// the gap wait for the successor (bounded by the Policy's MaxWait).
+	Exclusive bool
+	// Drain bounds how long calls and streams on the old process may go on
+	// after the switch; then it is stopped and what is left ends with a
+	// "replaced" reason. Default 5s.
+	Drain time.Duration
+}
+
+// Swap replaces the driver's process with one running spec (a new binary or
+// config) under the same identity. New calls go to the successor once it has
+// started and passed Reset; calls in flight on the old process may finish
+// (up to the drain deadline). If the successor fails to start, the old
+// process stays (for an exclusive driver: is started again) and the error
+// says why.
+func (s *Supervised) Swap(ctx context.Context, spec Spec, o SwapOptions) error {
+	if o.Drain <= 0 {
+		o.Drain = 5 * time.Second
+	}
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return status.Errorf(codes.Unavailable, "driver %s is stopped", s.spec.Path)
+	}
+	old, oldSpec := s.cur, s.spec
+	if o.Exclusive {
+		s.setLocked(Restarting, nil, nil) // calls wait for the successor
+	}
+	s.mu.Unlock()
+
+	reason := fmt.Sprintf("driver %s was replaced (a new binary or config was loaded); reconnect to use the new one", spec.Path)
+	retire := func() {
+		if old == nil {
+			return
+		}
+		old.Retire(reason)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Drain)
+		_ = old.Drain(dctx)
+		cancel()
+		_ = old.Stop(context.WithoutCancel(ctx))
+	}
+	if o.Exclusive {
+		retire()
+	}
+	inst, err := startReset(ctx, spec, s.launch)
+	if err != nil {
+		s.logger.Error("replacing the driver failed; keeping what runs", "error", err)
+		if o.Exclusive {
+			back, berr := startReset(context.WithoutCancel(ctx), oldSpec, s.launch)
+			s.mu.Lock()
+			if berr != nil {
+				s.setLocked(Failed, nil, status.Errorf(codes.Unavailable,
+					"driver %s failed: its replacement failed (%v) and restarting the old one failed too (%v)", spec.Path, err, berr))
+			} else {
+				s.setLocked(Running, back, nil)
+			}
+			s.mu.Unlock()
+		}
+		return err
+	}
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		_ = inst.Stop(context.WithoutCancel(ctx))
+		return status.Errorf(codes.Unavailable, "driver %s is stopped", s.spec.Path)
+	}
+	s.spec, s.conf = spec, inst.Configured()
+	s.health.LastExit = ""
+	s.setLocked(Running, inst, nil)
+	s.mu.Unlock()
+	s.logger.Info("driver replaced", "pid", inst.Pid(), "binary", spec.Binary)
+	if !o.Exclusive {
+		go retire()
+	}
+	return nil
 }

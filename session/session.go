@@ -38,9 +38,11 @@ type Options struct {
 
 // Session is the running driver instances of one lease, by uuid.
 type Session struct {
-	ctx    context.Context
-	end    context.CancelCauseFunc
-	opts   Options
+	ctx  context.Context
+	end  context.CancelCauseFunc
+	opts Options
+
+	instMu sync.RWMutex // guards byUUID: a reload adds and removes instances
 	byUUID map[string]*host.Supervised
 
 	mu       sync.Mutex
@@ -114,7 +116,9 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 
 // Instance returns the supervised instance serving uuid.
 func (s *Session) Instance(uuid string) (*host.Supervised, error) {
+	s.instMu.RLock()
 	inst, ok := s.byUUID[uuid]
+	s.instMu.RUnlock()
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no driver instance with uuid %s", uuid)
 	}
@@ -123,7 +127,7 @@ func (s *Session) Instance(uuid string) (*host.Supervised, error) {
 
 // Configured returns what the instance for uuid answered to its config.
 func (s *Session) Configured(uuid string) *pluginv1.ConfigureResponse {
-	if inst, ok := s.byUUID[uuid]; ok {
+	if inst, err := s.Instance(uuid); err == nil {
 		return inst.Configured()
 	}
 	return nil
@@ -131,8 +135,8 @@ func (s *Session) Configured(uuid string) *pluginv1.ConfigureResponse {
 
 // Health reports the state of the instance serving uuid.
 func (s *Session) Health(uuid string) (host.Health, bool) {
-	inst, ok := s.byUUID[uuid]
-	if !ok {
+	inst, err := s.Instance(uuid)
+	if err != nil {
 		return host.Health{}, false
 	}
 	return inst.Health(), true
@@ -140,6 +144,8 @@ func (s *Session) Health(uuid string) (host.Health, bool) {
 
 // Pids returns the plugin process ids by uuid (aliases included).
 func (s *Session) Pids() map[string]int {
+	s.instMu.RLock()
+	defer s.instMu.RUnlock()
 	out := make(map[string]int, len(s.byUUID))
 	for id, inst := range s.byUUID {
 		out[id] = inst.Pid()
@@ -240,6 +246,8 @@ func (s *Session) Reset(ctx context.Context) error {
 
 // unique lists each instance once (aliases share instances).
 func (s *Session) unique() []*host.Supervised {
+	s.instMu.RLock()
+	defer s.instMu.RUnlock()
 	seen := map[*host.Supervised]bool{}
 	var out []*host.Supervised
 	for _, inst := range s.byUUID {
@@ -285,4 +293,59 @@ func (s *Session) End(ctx context.Context, cause error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// Add starts a new instance under uuid (a reload added it to the config).
+func (s *Session) Add(ctx context.Context, uuid string, spec host.Spec) error {
+	lo := s.opts.Launch
+	lo.Logger = s.opts.Logger.Named(spec.Path)
+	inst, err := host.Supervise(ctx, spec, lo, s.opts.Policy)
+	if err != nil {
+		return err
+	}
+	s.instMu.Lock()
+	s.byUUID[uuid] = inst
+	s.instMu.Unlock()
+	return nil
+}
+
+// Alias makes uuid another name for the instance serving target (or removes
+// the alias when target is "").
+func (s *Session) Alias(uuid, target string) {
+	s.instMu.Lock()
+	defer s.instMu.Unlock()
+	if inst, ok := s.byUUID[target]; ok && target != "" {
+		s.byUUID[uuid] = inst
+		return
+	}
+	delete(s.byUUID, uuid)
+}
+
+// Remove stops the instance under uuid (a reload removed it), with its
+// aliases.
+func (s *Session) Remove(ctx context.Context, uuid string) error {
+	s.instMu.Lock()
+	inst, ok := s.byUUID[uuid]
+	for id, other := range s.byUUID {
+		if other == inst {
+			delete(s.byUUID, id)
+		}
+	}
+	s.instMu.Unlock()
+	if !ok {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.StopTimeout)
+	defer cancel()
+	return inst.Stop(cctx)
+}
+
+// Swap replaces the process of the instance under uuid with one running
+// spec; see host.Supervised.Swap.
+func (s *Session) Swap(ctx context.Context, uuid string, spec host.Spec, o host.SwapOptions) error {
+	inst, err := s.Instance(uuid)
+	if err != nil {
+		return err
+	}
+	return inst.Swap(ctx, spec, o)
 }

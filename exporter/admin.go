@@ -1,0 +1,57 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/jumpwire-dev/jumpwire/exporter/config"
+	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// admin implements jumpwire.admin.v1 Admin: operations for the operator of
+// the machine, served on unix sockets only.
+type admin struct {
+	adminv1.UnimplementedAdminServer
+	e *Exporter
+}
+
+// registerAdmin serves the admin service on srv when lis is a unix socket
+// (whose 0600 mode keeps it to the operator); never over TCP.
+func (e *Exporter) registerAdmin(srv *grpc.Server, lis net.Listener) {
+	if lis.Addr().Network() == "unix" {
+		adminv1.RegisterAdminServer(srv, &admin{e: e})
+	}
+}
+
+func (a *admin) Reload(ctx context.Context, _ *adminv1.ReloadRequest) (*adminv1.ReloadResponse, error) {
+	changes, err := a.e.Reload(ctx)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			resp := &adminv1.ReloadResponse{}
+			for _, e := range errs {
+				resp.Problems = append(resp.Problems, e.Error())
+			}
+			return resp, nil
+		}
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	return reloadResponse(changes), nil
+}
+
+func reloadResponse(changes []Change) *adminv1.ReloadResponse {
+	resp := &adminv1.ReloadResponse{}
+	for _, c := range changes {
+		pc := &adminv1.Change{Path: c.Path, Action: c.Action, Detail: c.Detail}
+		if c.Err != nil {
+			pc.Error = strings.TrimPrefix(status.Convert(c.Err).Message(), "host: ")
+		}
+		resp.Changes = append(resp.Changes, pc)
+	}
+	return resp
+}

@@ -1,0 +1,171 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jumpwire-dev/jumpwire/exporter/config"
+	"github.com/jumpwire-dev/jumpwire/host"
+	"google.golang.org/protobuf/proto"
+)
+
+// Change is one thing a reload did to a driver instance.
+type Change struct {
+	Path   string
+	Action string // "added", "removed" or "replaced"
+	Detail string // why, e.g. "binary changed (version 1.0.0 -> 1.1.0)"
+	Err    error  // the change failed; what ran before keeps running
+}
+
+// Reload reads the config file and the plugin binaries again and applies
+// only the difference to the running session: added instances start,
+// removed ones stop, changed ones (type, binary content, config) are
+// swapped (see host.Supervised.Swap); unchanged ones are not touched and
+// keep their processes. Uuids of unchanged paths never move. A config with
+// problems changes nothing and comes back as config.Errors.
+func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	cur := e.Config()
+	cfg, err := config.Load(e.opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Metadata != cur.Metadata {
+		return nil, config.Errors{{Pos: config.Pos{File: cfg.File}, Key: "metadata",
+			Msg: "the exporter's name and namespace seed every uuid and cannot change in a reload; restart the exporter"}}
+	}
+	e.catalog.Rescan(ctx)
+	next := &Exporter{opts: e.opts, cfg: cfg, logger: e.logger, catalog: e.catalog}
+	next.nodes, _ = buildTree(cfg)
+	next.byUUID = make(map[string]*node, len(next.nodes))
+	for _, n := range next.nodes {
+		next.byUUID[n.uuid] = n
+	}
+	if errs := next.resolve(ctx); len(errs) > 0 {
+		return nil, errs
+	}
+	newSpecs, newAliases, err := next.specs()
+	if err != nil {
+		return nil, err
+	}
+	oldSpecs, oldAliases, _ := e.specs()
+
+	var changes []Change
+	sess := e.Session()
+	apply := func(c Change, do func() error) {
+		if sess != nil {
+			c.Err = do()
+		}
+		if c.Err != nil {
+			e.logger.Error("reload: change failed; the previous instance keeps running", "path", c.Path, "action", c.Action, "error", c.Err)
+		} else {
+			e.logger.Info("reload", "path", c.Path, "action", c.Action, "detail", c.Detail)
+		}
+		changes = append(changes, c)
+	}
+	_, oldByUUID := e.tree()
+	for _, n := range next.nodes {
+		spec, ok := newSpecs[n.uuid]
+		if !ok {
+			continue
+		}
+		old, had := oldSpecs[n.uuid]
+		switch {
+		case !had:
+			apply(Change{Path: n.path(), Action: "added"}, func() error { return sess.Add(ctx, n.uuid, spec) })
+		default:
+			on := oldByUUID[n.uuid]
+			why := difference(on, n, old, spec)
+			if why == "" {
+				continue
+			}
+			exclusive := on.dtype.GetExclusive() || n.dtype.GetExclusive()
+			apply(Change{Path: n.path(), Action: "replaced", Detail: why}, func() error {
+				return sess.Swap(ctx, n.uuid, spec, host.SwapOptions{Exclusive: exclusive})
+			})
+		}
+	}
+	for id, old := range oldSpecs {
+		if _, ok := newSpecs[id]; !ok {
+			apply(Change{Path: old.Path, Action: "removed"}, func() error { return sess.Remove(ctx, id) })
+		}
+	}
+	if sess != nil {
+		for id := range oldAliases {
+			if _, ok := newAliases[id]; !ok {
+				sess.Alias(id, "")
+			}
+		}
+		for id, target := range newAliases {
+			sess.Alias(id, target)
+		}
+	}
+	next.keepFailed(changes, oldByUUID)
+	// Report changes in tree order; removed instances, gone from the tree, last.
+	order := make(map[string]int, len(next.nodes))
+	for i, n := range next.nodes {
+		order[n.path()] = i + 1
+	}
+	rank := func(c Change) int {
+		if r, ok := order[c.Path]; ok && c.Action != "removed" {
+			return r
+		}
+		return len(order) + 1
+	}
+	slices.SortStableFunc(changes, func(a, b Change) int { return rank(a) - rank(b) })
+	e.mu.Lock()
+	e.cfg, e.nodes, e.byUUID = next.cfg, next.nodes, next.byUUID
+	e.mu.Unlock()
+	e.logs.setNodes(next.nodes)
+	return changes, nil
+}
+
+// difference says why a driver instance must be replaced, or "" when it
+// runs exactly what the new config asks for.
+func difference(on, nn *node, old, spec host.Spec) string {
+	switch {
+	case on.dtype.GetName() != nn.dtype.GetName():
+		return fmt.Sprintf("type changed (%s -> %s)", on.dtype.GetName(), nn.dtype.GetName())
+	case on.entry.SHA256 != nn.entry.SHA256:
+		ov, nv := on.entry.Info.GetVersion(), nn.entry.Info.GetVersion()
+		if ov != nv {
+			return fmt.Sprintf("binary changed (version %s -> %s)", ov, nv)
+		}
+		return fmt.Sprintf("binary changed (sha256 %.12s -> %.12s)", on.entry.SHA256, nn.entry.SHA256)
+	case !proto.Equal(old.Config, spec.Config):
+		return "config changed"
+	}
+	return ""
+}
+
+// keepFailed puts back the running instance's node wherever a replace
+// failed (the old process keeps serving what it served), and drops nodes
+// whose start failed, so the tree reports what actually runs.
+func (next *Exporter) keepFailed(changes []Change, old map[string]*node) {
+	failed := map[string]Change{}
+	for _, c := range changes {
+		if c.Err != nil {
+			failed[c.Path] = c
+		}
+	}
+	if len(failed) == 0 {
+		return
+	}
+	var nodes []*node
+	for _, n := range next.nodes {
+		c, ok := failed[n.path()]
+		switch {
+		case !ok:
+			nodes = append(nodes, n)
+		case c.Action == "replaced":
+			o := old[n.uuid]
+			n.inst, n.entry, n.dtype = o.inst, o.entry, o.dtype
+			nodes = append(nodes, n)
+		case c.Action == "added":
+			delete(next.byUUID, n.uuid)
+		}
+	}
+	next.nodes = nodes
+}
