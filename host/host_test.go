@@ -23,11 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // testPlugin builds ./internal/testplugins/<name> and links it into a
 // directory of the test's own, so that the processes started from it can be

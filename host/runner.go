@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type processRunner struct {
 	waitOne  sync.Once
 	waited   chan struct{} // closed once cmd.Wait has returned
 	exitErr  error         // cmd.Wait's answer; valid once waited is closed
+	status   *os.File      // /proc/PID/status, to see a kill before the exit; nil if unreadable
 }
 
 var _ runner.Runner = (*processRunner)(nil) // Interface guard
@@ -89,6 +91,7 @@ func (r *processRunner) Start(context.Context) error {
 		return describeStartError(r.cmd.Path, err)
 	}
 	r.pid = r.cmd.Process.Pid
+	r.status, _ = os.Open("/proc/" + strconv.Itoa(r.pid) + "/status")
 	go r.watchExit()
 	return nil
 }
@@ -121,7 +124,35 @@ func (r *processRunner) markExited(reason string) {
 	r.exitOnce.Do(func() {
 		r.reason = reason
 		close(r.exited)
+		if r.status != nil {
+			_ = r.status.Close()
+		}
 	})
+}
+
+// dying reports whether the process has been sent SIGKILL (kill -9, the OOM
+// killer) or has exited, though watchExit has not seen it exit yet: a
+// process takes a while to die, and a call sent to it meanwhile would be
+// lost with it.
+func (r *processRunner) dying() bool {
+	if r.status == nil {
+		return false
+	}
+	var buf [4096]byte
+	n, _ := r.status.ReadAt(buf[:], 0)
+	if n == 0 {
+		return true // reaped, or exit recorded and the file closed
+	}
+	field := func(name string) []byte {
+		_, v, _ := bytes.Cut(buf[:n], []byte("\n"+name+":\t"))
+		v, _, _ = bytes.Cut(v, []byte("\n"))
+		return v
+	}
+	if st := field("State"); bytes.HasPrefix(st, []byte("Z")) || bytes.HasPrefix(st, []byte("X")) {
+		return true
+	}
+	pending, _ := strconv.ParseUint(string(field("ShdPnd")), 16, 64)
+	return pending&(1<<(syscall.SIGKILL-1)) != 0
 }
 
 // Linux siginfo_t for SIGCHLD: si_code at offset 8, si_status at offset 24.
@@ -143,7 +174,10 @@ func (r *processRunner) watchExit() {
 			continue
 		}
 		if err != nil {
-			return // already reaped: Wait reports it
+			// Already reaped (Wait won the race): Wait reports the exit,
+			// but the group must still go.
+			_ = syscall.Kill(-r.pid, syscall.SIGKILL)
+			return
 		}
 		break
 	}

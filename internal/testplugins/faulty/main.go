@@ -1,15 +1,21 @@
 // Command faulty is a test plugin whose driver misbehaves on request: it
-// panics, exits, sleeps, leaves a child process behind, or rejects its
-// config. Host tests and the fault-injection suite run it as a real plugin
-// process.
+// panics, exits, sleeps, runs out of memory, leaves a child process behind,
+// ignores being shut down, or rejects its config. Host tests and the
+// fault-injection suite run it as a real plugin process.
 package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"iter"
 	"os"
 	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jumpwire-dev/jumpwire/sdk"
@@ -26,7 +32,14 @@ type Faulty struct {
 }
 
 // Interface guards
-var _ sdk.Driver = (*Faulty)(nil)
+var (
+	_ sdk.Driver = (*Faulty)(nil)
+	_ sdk.Closer = (*Faulty)(nil)
+)
+
+// ignoringShutdown is set by IgnoreShutdown: Close and the end of main then
+// block forever, and SIGTERM is ignored.
+var ignoringShutdown atomic.Bool
 
 // New builds a faulty driver, or rejects the config when asked to.
 func New(cfg Config) (*Faulty, error) {
@@ -46,7 +59,10 @@ func (f *Faulty) Exports() []sdk.Method {
 		sdk.Export("spawn", f.Spawn, "Start a child process that sleeps; return its pid"),
 		sdk.Export("spawn_stderr", f.SpawnStderr, "Like spawn, but the child holds the plugin's stderr"),
 		sdk.Export("stream_panic", f.StreamPanic, "Yield once, then panic"),
+		sdk.Export("oom", f.OOM, "Run out of memory under an address-space limit"),
+		sdk.Export("ignore_shutdown", f.IgnoreShutdown, "From now on ignore SIGTERM and never return from Close or exit"),
 		sdk.ExportStream("echo", f.Echo, "Send back what is received"),
+		sdk.ExportStream("echo_panic", f.EchoPanic, "Send back the first read, then panic"),
 	}
 }
 
@@ -62,8 +78,10 @@ func (f *Faulty) Exit(_ context.Context, code int) error {
 	return nil
 }
 
-// Sleep sleeps for seconds, or until ctx is done.
+// Sleep sleeps for seconds, or until ctx is done. It logs "sleeping" first,
+// so a test can see the call is in the driver.
 func (f *Faulty) Sleep(ctx context.Context, seconds float64) error {
+	f.Logger().Info("sleeping", "seconds", seconds)
 	t := time.NewTimer(time.Duration(seconds * float64(time.Second)))
 	defer t.Stop()
 	select {
@@ -121,7 +139,79 @@ func (f *Faulty) Echo(_ context.Context, conn sdk.Conn) error {
 	return conn.CloseWrite()
 }
 
+// OOM limits the process's address space (RLIMIT_AS) to a little more than
+// it uses, then allocates far more: the Go runtime dies with "fatal error:
+// runtime: out of memory" (exit status 2), as a driver that runs out of
+// memory without a cgroup would. A kernel OOM kill is SIGKILL instead.
+func (f *Faulty) OOM(context.Context) (int, error) {
+	size, err := addressSpace()
+	if err != nil {
+		return 0, err
+	}
+	limit := uint64(size) + 64<<20
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
+		return 0, err
+	}
+	// Address space, not memory: fresh pages are never touched, so even if
+	// the limit did not hold this would not take the machine's memory.
+	var hog [][]byte
+	for range 64 {
+		hog = append(hog, make([]byte, 32<<20))
+	}
+	return len(hog), errors.New("oom: 2 GiB allocated under a 64 MiB margin: the limit did not hold")
+}
+
+// addressSpace is the process's virtual size in bytes (VmSize).
+func addressSpace() (int, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kb << 10, err
+		}
+	}
+	return 0, io.ErrUnexpectedEOF
+}
+
+// IgnoreShutdown makes the plugin a bad citizen from now on: SIGTERM is
+// ignored, Close never returns, and the process does not exit when its
+// server is stopped. Only SIGKILL ends it.
+func (f *Faulty) IgnoreShutdown(context.Context) error {
+	ignoringShutdown.Store(true)
+	signal.Ignore(syscall.SIGTERM)
+	return nil
+}
+
+// Close returns at once, or never once IgnoreShutdown was called.
+func (f *Faulty) Close(context.Context) error {
+	if ignoringShutdown.Load() {
+		select {} // not even the context's end stops it
+	}
+	return nil
+}
+
+// EchoPanic sends back what one read returns, then panics.
+func (f *Faulty) EchoPanic(_ context.Context, conn sdk.Conn) error {
+	b := make([]byte, 4096)
+	n, err := conn.Read(b)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Write(b[:n]); err != nil {
+		return err
+	}
+	panic("echo_panic: boom")
+}
+
 func main() {
+	defer func() {
+		for ignoringShutdown.Load() {
+			time.Sleep(time.Hour)
+		}
+	}()
 	sdk.Serve(sdk.Plugin{Version: "test", Drivers: []sdk.Type{{
 		Name:        "faulty",
 		Description: "A driver that fails on request",
