@@ -18,6 +18,7 @@ build:
 		echo "$(GO) build -o $(PLUGINS)/jumpwire-driver-$$d ./drivers/$$d/cmd/jumpwire-driver-$$d"; \
 		$(GO) build -ldflags '$(LDFLAGS)' -o $(PLUGINS)/jumpwire-driver-$$d ./drivers/$$d/cmd/jumpwire-driver-$$d || exit 1; \
 	done
+	$(GO) build -o $(BIN)/jumpwire-demo-board ./examples/board
 
 ## demo: build, start a local exporter on examples/exporter.yaml and take a short tour
 demo: build
