@@ -2,8 +2,8 @@
 // measures jumpwire and, in the same run, a baseline that does the same work
 // with nothing of jumpwire in it, and reports the figures of both and their
 // ratio as metrics (b.ReportMetric): absolute figures depend on the machine,
-// ratios much less. Nothing here asserts a timing; TestBenchmarks only checks
-// that every measurement still works.
+// ratios much less. Nothing here asserts a timing; TestBenchmarks and
+// TestStreamBenchmarks only check that every measurement still works.
 //
 //   - BenchmarkDriverCall: a client's DriverCall through the exporter to a
 //     plugin process and back, against a bare two-hop gRPC proxy to a bare
@@ -13,6 +13,14 @@
 //   - BenchmarkIdleRSS: resident memory of one idle power plugin (against a
 //     bare plugin) and of `jw run` serving 20 power instances, plugins
 //     included.
+//   - BenchmarkStreamThroughput: byte streams from a client through the
+//     exporter to a sink or echo driver, chunk sizes 4 KiB to 1 MiB, against
+//     a bare two-hop gRPC passthrough to a bare go-plugin plugin.
+//   - BenchmarkForwardThroughput: `jw forward tcp` against socat and ssh -L
+//     relaying the same connections to the same target.
+//   - BenchmarkConsoleLatency: one byte out and its echo back through the
+//     serial driver, against the same echo on the bare pseudo-terminal.
+//   - BenchmarkIdleStreams: memory per idle open stream, exporter and plugin.
 //
 // Run them with `make bench`; docs/PERFORMANCE.md records the figures.
 package bench

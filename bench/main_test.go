@@ -13,11 +13,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // barePlugin builds the baseline plugin binary.
 func barePlugin(tb testing.TB) string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
+	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
 	"google.golang.org/grpc"
@@ -51,7 +52,7 @@ func (e *Exporter) runHook(ctx context.Context, kind hookKind, h *config.Hook) e
 	if err != nil {
 		return err
 	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize))
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize), bufpool.ServerOption())
 	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
 	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
 	go func() { _ = srv.Serve(lis) }()
@@ -101,7 +102,7 @@ func (e *Exporter) runHook(ctx context.Context, kind hookKind, h *config.Hook) e
 	case err != nil:
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return fmt.Errorf("%s hook failed: %s", kind.name, ee.ProcessState.String())
+			return fmt.Errorf("%s hook failed: %s", kind.name, ee.String())
 		}
 		return fmt.Errorf("%s hook: %w", kind.name, err)
 	}

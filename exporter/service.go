@@ -3,20 +3,18 @@ package exporter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
 	"github.com/jumpwire-dev/jumpwire/session"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
@@ -27,16 +25,36 @@ type service struct {
 	e *Exporter
 }
 
-// Serve serves the jumpstarter.v1 API on lis until ctx is cancelled, then
-// stops gracefully (in-flight calls are cancelled by the session's end when
-// the caller Closes the exporter).
-func (e *Exporter) Serve(ctx context.Context, lis net.Listener) error {
-	srv := grpc.NewServer(
+// Serve serves the jumpstarter.v1 API on lis until ctx is cancelled (or a
+// lease hook with onFailure: exit fails), then stops. Options add TLS and a
+// passphrase, for TCP listeners; unix sockets also serve the admin service
+// (jw reload). In-flight calls are cancelled by the session's end when the
+// caller Closes the exporter.
+func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOption) error {
+	var o serveOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(sdk.MaxMessageSize),
 		grpc.MaxSendMsgSize(sdk.MaxMessageSize),
-	)
+		bufpool.ServerOption(),
+	}
+	if o.tls != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.tls)))
+	}
+	if o.passphrase != nil {
+		if *o.passphrase == "" {
+			return errors.New("exporter: serve: the passphrase is empty")
+		}
+		a := newPassphraseAuth(*o.passphrase, e.logger.Named("auth"))
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
+	}
+
+	srv := grpc.NewServer(sopts...)
 	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
 	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
+	e.registerAdmin(srv, lis)
 	stop := context.AfterFunc(ctx, srv.Stop)
 	defer stop()
 	fatal := make(chan error, 1)
@@ -63,13 +81,15 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener) error {
 
 func (s *service) GetReport(context.Context, *emptypb.Empty) (*jumpstarterv1.GetReportResponse, error) {
 	e := s.e
+	nodes, _ := e.tree()
+	cfg := e.Config()
 	sess := e.Session()
 	resp := &jumpstarterv1.GetReportResponse{
-		Uuid:   e.nodes[0].uuid,
-		Labels: map[string]string{LabelName: e.cfg.Metadata.Name},
-		Motd:   e.cfg.Motd,
+		Uuid:   nodes[0].uuid,
+		Labels: map[string]string{LabelName: cfg.Metadata.Name},
+		Motd:   cfg.Motd,
 	}
-	for _, n := range e.nodes {
+	for _, n := range nodes {
 		src := n
 		if n.target != nil {
 			src = n.target
@@ -109,7 +129,8 @@ func (s *service) session() (*session.Session, error) {
 
 // driverNode checks that uuid names a node clients may call.
 func (s *service) driverNode(uuid string) (*node, error) {
-	n, ok := s.e.byUUID[uuid]
+	_, byUUID := s.e.tree()
+	n, ok := byUUID[uuid]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no driver instance with uuid %q", uuid)
 	}
@@ -200,36 +221,4 @@ func (e *Exporter) Status() (*jumpstarterv1.GetStatusResponse, <-chan struct{}) 
 
 func statusName(s jumpstarterv1.ExporterStatus) string {
 	return strings.TrimPrefix(s.String(), "EXPORTER_STATUS_")
-}
-
-// Listen opens the exporter's listener. addr is "unix:///path", "unix:path"
-// or a bare socket path. The socket is created with mode 0600; a stale socket
-// left by an exporter that died is replaced, a live one is an error.
-func Listen(addr string) (net.Listener, error) {
-	path, ok := strings.CutPrefix(addr, "unix://")
-	if !ok {
-		path, _ = strings.CutPrefix(addr, "unix:")
-	}
-	if strings.Contains(path, "://") {
-		return nil, fmt.Errorf("exporter: listen %q: only unix sockets are supported (unix:///path/to.sock)", addr)
-	}
-	if path == "" {
-		return nil, fmt.Errorf("exporter: listen %q: no socket path", addr)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("exporter: listen: %w", err)
-	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("exporter: listen: another exporter is serving on %s", path)
-	} else if errors.Is(err, syscall.ECONNREFUSED) {
-		_ = os.Remove(path)
-	}
-	old := syscall.Umask(0o177)
-	lis, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("exporter: listen: %w", err)
-	}
-	return lis, nil
 }

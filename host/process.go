@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
 	"google.golang.org/grpc"
@@ -79,7 +80,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize),
 			grpc.MaxCallSendMsgSize(sdk.MaxMessageSize),
-		)},
+		), bufpool.DialOption()},
 	})
 	p := &Process{binary: o.Binary, client: client}
 	fail := func(err error) (*Process, error) {

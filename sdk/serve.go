@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
+	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"google.golang.org/grpc"
 )
@@ -40,6 +41,10 @@ func Serve(p Plugin) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
+	// When the exporter dies, writes to stderr (a pipe it read) fail: they
+	// must not kill the plugin with SIGPIPE before watchParent kills the
+	// plugin's group, or whatever the plugin started would live on.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go watchParent(os.Getppid(), logger)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
@@ -48,6 +53,7 @@ func Serve(p Plugin) {
 			return grpc.NewServer(append(opts,
 				grpc.MaxRecvMsgSize(MaxMessageSize),
 				grpc.MaxSendMsgSize(MaxMessageSize),
+				bufpool.ServerOption(),
 			)...)
 		},
 		Logger: logger,

@@ -12,7 +12,7 @@ import (
 
 // bufSize is the most one read moves: one frame to the client. Small frames
 // cost throughput (see DESIGN.md), so it is well above 32 KiB.
-const bufSize = 128 << 10
+const bufSize = 256 << 10
 
 // maxDatagram is the largest UDP payload (IPv6 without jumbograms; IPv4's is
 // smaller and enforced by the kernel).

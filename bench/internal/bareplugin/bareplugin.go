@@ -1,9 +1,11 @@
 // Package bareplugin is the baseline the benchmarks measure jumpwire against:
 // a plugin served and launched with hashicorp/go-plugin directly (gRPC over a
-// unix socket, AutoMTLS), with none of the jumpwire SDK or host. Its one
-// working RPC, Call, answers every call with the same small value the power
-// driver's "state" method returns, so the messages on the wire are the same
-// size as jumpwire's.
+// unix socket, AutoMTLS), with none of the jumpwire SDK or host. Its two
+// working RPCs are Call, which answers every call with the same small value
+// the power driver's "state" method returns, so the messages on the wire are
+// the same size as jumpwire's; and Stream, a byte stream that sinks or echoes
+// (see [MethodSink] and [MethodEcho]) straight on the gRPC stream, as the
+// benchmarks' sink driver does through the SDK.
 //
 // The plugin binary is ./bench/internal/bareplugin/cmd/jumpwire-bench-bareplugin.
 package bareplugin
@@ -11,13 +13,18 @@ package bareplugin
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -40,6 +47,63 @@ type server struct {
 // Call answers false, like the power driver's "state" of a switch that is off.
 func (server) Call(context.Context, *pluginv1.CallRequest) (*pluginv1.CallResponse, error) {
 	return &pluginv1.CallResponse{Result: structpb.NewBoolValue(false)}, nil
+}
+
+// MethodHeader is the request metadata key naming the stream method, the
+// same key (and so the same bytes on the wire) as jumpwire's plugin protocol.
+const MethodHeader = "jumpwire-method"
+
+// The stream methods of the bare plugin.
+const (
+	// MethodSink reads DATA frames until the host's GOAWAY or half-close, then
+	// sends one frame holding the number of payload bytes it read (decimal
+	// ASCII), a GOAWAY, and ends the stream.
+	MethodSink = "sink"
+	// MethodEcho sends each DATA frame's payload back as it arrives; after the
+	// host's GOAWAY or half-close it sends a GOAWAY and ends the stream.
+	MethodEcho = "echo"
+)
+
+// Stream serves MethodSink or MethodEcho, named by the MethodHeader metadata.
+// It sends its headers first, as a jumpwire plugin does, so the host knows
+// the stream is open before any data flows.
+func (server) Stream(stream pluginv1.Driver_StreamServer) error {
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	var method string
+	if v := md.Get(MethodHeader); len(v) == 1 {
+		method = v[0]
+	}
+	if method != MethodSink && method != MethodEcho {
+		return status.Errorf(codes.NotFound, "bareplugin: no stream method %q (want %q or %q)", method, MethodSink, MethodEcho)
+	}
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	var n int64
+	for {
+		f, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if f.Kind != pluginv1.FrameKind_FRAME_KIND_DATA {
+			break // GOAWAY or RST_STREAM: the host sends no more
+		}
+		n += int64(len(f.Payload))
+		if method == MethodEcho {
+			if err := stream.Send(&pluginv1.Frame{Payload: f.Payload}); err != nil {
+				return err
+			}
+		}
+	}
+	if method == MethodSink {
+		if err := stream.Send(&pluginv1.Frame{Payload: strconv.AppendInt(nil, n, 10)}); err != nil {
+			return err
+		}
+	}
+	return stream.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_GOAWAY})
 }
 
 // binding is both halves of the go-plugin binding.
@@ -68,7 +132,8 @@ func Serve() {
 // Plugin is a running bare plugin process seen from the host.
 type Plugin struct {
 	client *plugin.Client
-	// RPC is the plugin-protocol client of the process (only Call works).
+	// RPC is the plugin-protocol client of the process (only Call and Stream
+	// work).
 	RPC pluginv1.DriverClient
 }
 
