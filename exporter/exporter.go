@@ -65,6 +65,8 @@ type Exporter struct {
 	closed  bool
 	changed chan struct{} // closed and replaced on every status change
 
+	lifeMu sync.Mutex // one session change or reload at a time
+
 	pendingLease bool       // the session's before-lease hook has yet to run
 	fatal        chan error // a hook with onFailure: exit stops the exporter
 }
@@ -123,6 +125,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	case errors.As(err, &more):
 		errs = append(errs, more...)
 	case err != nil:
+		e.releaseBinaries()
 		return nil, err
 	}
 	if len(errs) > 0 {
@@ -142,64 +145,11 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 // Name is the exporter's name from its config.
 func (e *Exporter) Name() string { return e.cfg.Metadata.Name }
 
-// Config is the loaded configuration.
-func (e *Exporter) Config() *config.Config { return e.cfg }
-
-// resolve finds the binary and driver type of every driver instance.
-func (e *Exporter) resolve(ctx context.Context) config.Errors {
-	var (
-		mu   sync.Mutex
-		errs config.Errors
-		wg   sync.WaitGroup
-	)
-	for _, n := range e.nodes {
-		if !n.isDriver() {
-			continue
-		}
-		wg.Go(func() {
-			err := e.resolveNode(ctx, n)
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return errs
-}
-
-func (e *Exporter) resolveNode(ctx context.Context, n *node) *config.Error {
-	inst := n.inst
-	if inst.Plugin != "" {
-		entry, err := e.catalog.Binary(ctx, inst.Plugin)
-		if err != nil {
-			return inst.KeyError("plugin", err.Error())
-		}
-		if n.dtype = entry.Type(inst.Type); n.dtype == nil {
-			return inst.KeyError("type", fmt.Sprintf("%s provides no driver type %q; it provides: %s",
-				entry.Binary, inst.Type, typeNames(entry)))
-		}
-		n.entry = entry
-		return nil
-	}
-	entry, dt, err := e.catalog.Lookup(ctx, inst.Type)
-	if err != nil {
-		return inst.KeyError("type", err.Error())
-	}
-	n.entry, n.dtype = entry, dt
-	return nil
-}
-
-func typeNames(e *plugins.Entry) string {
-	var names []string
-	for _, t := range e.Info.GetTypes() {
-		names = append(names, t.Name)
-	}
-	if len(names) == 0 {
-		return "nothing"
-	}
-	return fmt.Sprint(names)
+// Config is the configuration being served (the latest reloaded one).
+func (e *Exporter) Config() *config.Config {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg
 }
 
 // specs lists what each driver instance runs, and the aliases (refs).
@@ -321,6 +271,13 @@ func (e *Exporter) checkMethods(configured func(uuid string) *pluginv1.Configure
 	return errs
 }
 
+// tree returns the driver tree: the nodes in pre-order and by uuid.
+func (e *Exporter) tree() ([]*node, map[string]*node) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.nodes, e.byUUID
+}
+
 // Session returns the current session, or nil between sessions.
 func (e *Exporter) Session() *session.Session {
 	e.mu.Lock()
@@ -334,6 +291,8 @@ func (e *Exporter) Session() *session.Session {
 // starts (local and direct mode serve one session after another); its
 // before-lease hook runs in the background.
 func (e *Exporter) EndSession(ctx context.Context) (bool, string) {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
 	e.mu.Lock()
 	s, closed := e.sess, e.closed
 	e.mu.Unlock()
@@ -342,7 +301,7 @@ func (e *Exporter) EndSession(ctx context.Context) (bool, string) {
 		return false, "there is no session to end (exporter status " + statusName(st.Status) + ")"
 	}
 	msg := "session ended"
-	if h := e.cfg.Hooks.AfterLease; h != nil {
+	if h := e.Config().Hooks.AfterLease; h != nil {
 		if err := e.hook(ctx, afterLease, h); err != nil {
 			msg += "; " + err.Error()
 		}
@@ -371,12 +330,14 @@ func (e *Exporter) EndSession(ctx context.Context) (bool, string) {
 // beginLease makes the current session ready: it runs the before-lease hook
 // if there is one, and handles its failure as the hook's onFailure says.
 func (e *Exporter) beginLease(ctx context.Context) {
-	h := e.cfg.Hooks.BeforeLease
+	h := e.Config().Hooks.BeforeLease
 	if h == nil {
 		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, "")
 		return
 	}
+	msg := ""
 	if err := e.hook(ctx, beforeLease, h); err != nil {
+		msg = err.Error()
 		switch h.OnFailure {
 		case config.OnFailureEndLease:
 			e.mu.Lock()
@@ -391,12 +352,13 @@ func (e *Exporter) beginLease(ctx context.Context) {
 			return
 		}
 	}
-	e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, "")
+	e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, msg)
 }
 
-// hook runs a lease hook with the statuses around it. A failure leaves the
-// failed status (with the reason as its message) and, for onFailure: exit,
-// stops the exporter.
+// hook runs a lease hook with the statuses around it. A failure with
+// onFailure warn is only logged (the caller's next status carries it as its
+// message); otherwise it leaves the failed status with the reason and, for
+// onFailure: exit, stops the exporter.
 func (e *Exporter) hook(ctx context.Context, kind hookKind, h *config.Hook) error {
 	e.setStatus(kind.running, "")
 	err := e.runHook(ctx, kind, h)
@@ -404,10 +366,14 @@ func (e *Exporter) hook(ctx context.Context, kind hookKind, h *config.Hook) erro
 		return nil
 	}
 	e.logger.Error("lease hook failed", "hook", kind.name, "error", err, "on_failure", h.OnFailure)
-	e.setStatus(kind.failed, err.Error()+" (onFailure: "+h.OnFailure+")")
+	err = fmt.Errorf("%w (onFailure: %s)", err, h.OnFailure)
+	if h.OnFailure == config.OnFailureWarn {
+		return err
+	}
+	e.setStatus(kind.failed, err.Error())
 	if h.OnFailure == config.OnFailureExit {
 		select {
-		case e.fatal <- fmt.Errorf("%w; the config says onFailure: exit", err):
+		case e.fatal <- fmt.Errorf("%w; the config says onFailure: exit", errors.Unwrap(err)):
 		default:
 		}
 	}
@@ -477,6 +443,7 @@ func (e *Exporter) Close(ctx context.Context) error {
 	if il, ok := e.opts.Logger.(hclog.InterceptLogger); ok {
 		defer il.DeregisterSink(e.logs)
 	}
+	defer e.releaseBinaries() // once no plugin runs from the private copies
 	if s == nil {
 		return nil
 	}

@@ -20,11 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 const header = `apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig

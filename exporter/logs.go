@@ -47,16 +47,25 @@ type logSub struct {
 }
 
 func newLogHub(loggerName string, nodes []*node) *logHub {
-	h := &logHub{paths: map[string]*node{}, subs: map[*logSub]struct{}{}}
+	h := &logHub{subs: map[*logSub]struct{}{}}
 	if loggerName != "" {
 		h.prefix = loggerName + "."
 	}
+	h.setNodes(nodes)
+	return h
+}
+
+// setNodes tells the hub which drivers there are (after a reload).
+func (h *logHub) setNodes(nodes []*node) {
+	paths := map[string]*node{}
 	for _, n := range nodes {
 		if n.isDriver() {
-			h.paths[n.path()] = n
+			paths[n.path()] = n
 		}
 	}
-	return h
+	h.mu.Lock()
+	h.paths = paths
+	h.mu.Unlock()
 }
 
 // Accept receives one log entry (hclog.SinkAdapter).
@@ -104,6 +113,8 @@ func pluginBinaryName(n *node) string {
 // instance's logger after its path, and go-plugin names the re-logged plugin
 // output after the binary below that. rest is what follows the path.
 func (h *logHub) driverOf(name string) (*node, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	name = strings.TrimPrefix(name, h.prefix)
 	for p := name; p != ""; {
 		if n, ok := h.paths[p]; ok {

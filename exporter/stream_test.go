@@ -88,7 +88,7 @@ func readAll(s jumpstarterv1.RouterService_StreamClient) ([]byte, error) {
 		case jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY:
 			_, err := s.Recv()
 			if status.Code(err) != codes.Aborted {
-				return b.Bytes(), fmt.Errorf("after GOAWAY: %v, want ABORTED", err)
+				return b.Bytes(), fmt.Errorf("after GOAWAY: %w, want ABORTED", err)
 			}
 			return b.Bytes(), nil
 		}

@@ -142,7 +142,7 @@ func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse, health *hos
 		maps.Copy(r.MethodsDescription, src.inst.MethodsDescription)
 	}
 	if n.inst == nil { // the root: the exporter itself
-		if d := e.cfg.Description; d != "" {
+		if d := e.Config().Description; d != "" {
 			r.Description = &d
 		}
 		return r

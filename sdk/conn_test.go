@@ -80,3 +80,10 @@ func TestConnFrames(t *testing.T) {
 	}
 	close(ps.in)
 }
+
+func TestErrorf(t *testing.T) {
+	err := Errorf(ErrUnavailable, "board %s does not answer", "10.0.0.7:5000")
+	if !errors.Is(err, ErrUnavailable) || err.Error() != "board 10.0.0.7:5000 does not answer" || Code(err).String() != "Unavailable" {
+		t.Errorf("Errorf: %v (%v)", err, Code(err))
+	}
+}

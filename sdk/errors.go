@@ -46,6 +46,22 @@ var kindCodes = []struct {
 	{fs.ErrPermission, codes.PermissionDenied},
 }
 
+// Errorf returns an error of the given kind (one of the Err kinds above)
+// whose message is only the formatted text: errors.Is(err, kind) holds, and
+// the client sees the kind's status code with the message as written, not
+// followed by the kind's own words.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
 // Code returns the gRPC status code a client sees for err.
 func Code(err error) codes.Code {
 	if err == nil {

@@ -87,7 +87,7 @@ func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.driver != nil {
-		return nil, statusf(codes.FailedPrecondition, "this plugin process already serves %q; start another process for another instance", s.driver.(based).sdkBase().path)
+		return nil, statusf(codes.FailedPrecondition, "this plugin process already serves an instance of %s; start another process for another instance", s.typ.Name)
 	}
 	t := s.lookupType(req.Type)
 	if t == nil {

@@ -18,6 +18,13 @@ type globals struct {
 	host    string
 	output  string
 	timeout time.Duration
+
+	// How to reach an exporter served over TCP (see dialOptions).
+	tlsCA          string
+	tlsFingerprint string
+	insecure       bool
+	passphrase     string
+	passphraseFile string
 }
 
 const (
@@ -53,7 +60,12 @@ Run "jw tree" to see the drivers and their methods.`,
 	root.Flags().BoolVar(&stream, "stream", false, "call METHOD as a streaming method (results one per line)")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.host, "host", os.Getenv(client.HostEnv),
-		"exporter socket (unix:///path or a path); default from "+client.HostEnv)
+		"exporter address: unix:///path, a path, or tcp://HOST:PORT; default from "+client.HostEnv)
+	pf.StringVar(&g.tlsCA, "tls-ca", "", "tcp://: trust the CA certificates in this PEM file (default: the system's)")
+	pf.StringVar(&g.tlsFingerprint, "tls-fingerprint", "", `tcp://: accept exactly the certificate with this fingerprint ("sha256:AB:CD:..." as "jw run" prints it)`)
+	pf.BoolVar(&g.insecure, "insecure", false, "tcp://: talk plaintext, without TLS")
+	pf.StringVar(&g.passphrase, "passphrase", "", "tcp://: the exporter's passphrase (default $"+passphraseEnv+")")
+	pf.StringVar(&g.passphraseFile, "passphrase-file", "", "tcp://: file holding the exporter's passphrase (its first line)")
 	pf.StringVarP(&g.output, "output", "o", outputText, "output format: text or json")
 	pf.DurationVar(&g.timeout, "timeout", 0, "time limit for each call to the exporter, e.g. 10s (0: none)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -68,9 +80,12 @@ Run "jw tree" to see the drivers and their methods.`,
 		newPipeCmd(g),
 		newForwardCmd(g),
 		newLogsCmd(g),
+		newReloadCmd(g),
 		// Exporter side (cmd/jw/run.go, cmd/jw/shell.go), added by the lead:
 		newRunCmd(),
 		newShellCmd(),
+		newDriverCmd(), // cmd/jw/driver.go: jw driver new
+		newPluginsCmd(g),
 	)
 
 	markUsageErrors(root)
@@ -116,9 +131,9 @@ func (g *globals) connect(cmd *cobra.Command) (*client.Client, *client.Tree, err
 	}
 	ctx, cancel := g.callCtx(cmd.Context())
 	defer cancel()
-	c, err := client.Dial(ctx, g.host)
+	c, err := g.dialClient(ctx, cmd)
 	if err != nil {
-		return nil, nil, dialError(err)
+		return nil, nil, err
 	}
 	tree, err := c.Tree(ctx)
 	if err != nil {
@@ -128,10 +143,71 @@ func (g *globals) connect(cmd *cobra.Command) (*client.Client, *client.Tree, err
 	return c, tree, nil
 }
 
-// dialError rewords Dial's errors for the command line.
+// dialClient dials the exporter named by --host with the TLS and passphrase flags, and rewords
+// the errors for the command line.
+func (g *globals) dialClient(ctx context.Context, cmd *cobra.Command) (*client.Client, error) {
+	opts, err := g.dialOptions(cmd)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Dial(ctx, g.host, opts...)
+	if err != nil {
+		return nil, dialError(err)
+	}
+	return c, nil
+}
+
+// dialOptions turns the TCP flags into client options; the passphrase comes from --passphrase,
+// --passphrase-file or the environment, in that order.
+func (g *globals) dialOptions(cmd *cobra.Command) ([]client.Option, error) {
+	passphraseSet := cmd.Flags().Changed("passphrase")
+	switch {
+	case g.insecure && (g.tlsCA != "" || g.tlsFingerprint != ""):
+		return nil, usageError{errors.New("--insecure (no TLS) and --tls-ca or --tls-fingerprint: choose one")}
+	case g.tlsCA != "" && g.tlsFingerprint != "":
+		return nil, usageError{errors.New("--tls-ca and --tls-fingerprint: choose one (trust a CA, or pin one certificate)")}
+	case passphraseSet && g.passphraseFile != "":
+		return nil, usageError{errors.New("--passphrase and --passphrase-file: choose one")}
+	}
+	var opts []client.Option
+	if g.tlsCA != "" {
+		opts = append(opts, client.WithTLSCA(g.tlsCA))
+	}
+	if g.tlsFingerprint != "" {
+		opts = append(opts, client.WithTLSFingerprint(g.tlsFingerprint))
+	}
+	if g.insecure {
+		opts = append(opts, client.WithInsecure())
+	}
+	switch {
+	case passphraseSet:
+		opts = append(opts, client.WithPassphrase(g.passphrase))
+	case g.passphraseFile != "":
+		p, err := readPassphrase(g.passphraseFile)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithPassphrase(p))
+	case os.Getenv(passphraseEnv) != "":
+		opts = append(opts, client.WithPassphrase(os.Getenv(passphraseEnv)))
+	}
+	return opts, nil
+}
+
+// dialError rewords Dial's errors for the command line, naming the flag that helps.
 func dialError(err error) error {
-	if errors.Is(err, client.ErrNoHost) {
+	var fp *client.FingerprintError
+	switch {
+	case errors.Is(err, client.ErrNoHost):
 		return fmt.Errorf(`no exporter: %s is not set (run inside "jw shell" or pass --host)`, client.HostEnv)
+	case errors.Is(err, client.ErrNotTLS):
+		return fmt.Errorf("%w; to talk plaintext to it, pass --insecure", err)
+	case errors.Is(err, client.ErrTLSOnly):
+		return fmt.Errorf("%w; drop --insecure and pass --tls-fingerprint or --tls-ca", err)
+	case errors.As(err, &fp):
+		return err
+	case errors.Is(err, client.ErrCertificate):
+		return fmt.Errorf("%w; trust its CA with --tls-ca FILE or pin it with --tls-fingerprint", err)
 	}
 	return err
 }

@@ -197,9 +197,5 @@ func (g *globals) dial(cmd *cobra.Command) (*client.Client, error) {
 	}
 	ctx, cancel := g.callCtx(cmd.Context())
 	defer cancel()
-	c, err := client.Dial(ctx, g.host)
-	if err != nil {
-		return nil, dialError(err)
-	}
-	return c, nil
+	return g.dialClient(ctx, cmd)
 }

@@ -35,7 +35,7 @@ func (g *globals) forwardUDP(cmd *cobra.Command, f *forwardFlags, addr, path str
 		return fmt.Errorf("forward: %w", err)
 	}
 	conn := pc.(*net.UDPConn)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	if _, err := fmt.Fprintf(cmd.OutOrStdout(), "forwarding %s -> %s (udp)\n", conn.LocalAddr(), displayPath(d)); err != nil {

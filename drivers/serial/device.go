@@ -129,7 +129,7 @@ func (d *device) pump() {
 		if err != nil {
 			if !d.isClosed() {
 				d.log.Error("serial port failed", "path", d.path, "error", err)
-				d.close(err)
+				_ = d.close(err)
 			}
 			return
 		}

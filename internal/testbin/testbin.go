@@ -90,3 +90,20 @@ func Cleanup() {
 		os.RemoveAll(dir)
 	}
 }
+
+// Main runs a package's tests hermetically and cleans up after them: the
+// plugin catalog's cache goes to a temporary directory instead of the
+// user's ~/.cache, and the built binaries are removed at the end. Call it
+// from TestMain: func TestMain(m *testing.M) { testbin.Main(m) }.
+func Main(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "jumpwire-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		os.Exit(2)
+	}
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(tmp, "cache"))
+	code := m.Run()
+	Cleanup()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}

@@ -1,0 +1,9 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+)
+
+func TestMain(m *testing.M) { testbin.Main(m) }
