@@ -25,6 +25,8 @@ type serveFlags struct {
 	pluginDirs []string
 	logLevel   string
 	logFormat  string
+
+	log hclog.Logger // the exporter's logger, once started
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, level string) {
@@ -62,6 +64,7 @@ func (f *serveFlags) start(ctx context.Context, cmd *cobra.Command) (*exporter.E
 	if err != nil {
 		return nil, err
 	}
+	f.log = logger
 	return exporter.New(ctx, exporter.Options{ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger})
 }
 
@@ -307,8 +310,9 @@ func (s *serving) announce(w io.Writer, name string, lis net.Listener) {
 
 func newRunCmd() *cobra.Command {
 	var (
-		f serveFlags
-		l listenFlags
+		f     serveFlags
+		l     listenFlags
+		watch bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE [--listen unix:///PATH | tcp://HOST:PORT]",
@@ -361,10 +365,12 @@ without a passphrase.`,
 				return err
 			}
 			s.announce(cmd.OutOrStdout(), e.Name(), lis)
+			reloadOnSignals(ctx, e, watch, f.log)
 			return e.Serve(ctx, lis, s.options()...)
 		},
 	}
 	f.register(cmd, "info")
+	cmd.Flags().BoolVar(&watch, "watch", false, "reload by itself when the config file or a plugin binary changes (also: SIGHUP, jw reload)")
 	l.register(cmd)
 	return cmd
 }
