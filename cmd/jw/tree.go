@@ -76,6 +76,9 @@ func renderBody(b *strings.Builder, d *client.Driver, prefix string) {
 		}
 		b.WriteString(prefix + branch + c.Name)
 		if typ := c.Type(); typ != "" {
+			if v := c.Labels["jumpwire.dev/version"]; v != "" {
+				typ += " " + v // the plugin binary's version
+			}
 			b.WriteString(" (" + typ + ")")
 		}
 		if desc := oneLine(c.Description); desc != "" {
