@@ -12,9 +12,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -54,37 +52,11 @@ func writeConfig(t *testing.T, yaml string) string {
 	return p
 }
 
-// serve starts an exporter on yaml and returns it and a client of its socket.
+// serve starts an exporter with the power plugin on yaml.
 func serve(t *testing.T, yaml string) (*exporter.Exporter, jumpstarterv1.ExporterServiceClient) {
 	t.Helper()
-	e, err := exporter.New(t.Context(), exporter.Options{
-		ConfigFile: writeConfig(t, yaml),
-		PluginDirs: []string{testbin.PluginDir(t, "power")},
-	})
-	if err != nil {
-		t.Fatalf("exporter.New: %v", err)
-	}
-	sock := filepath.Join(t.TempDir(), "e.sock")
-	lis, err := exporter.Listen("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		<-done
-		if err := e.Close(context.Background()); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return e, jumpstarterv1.NewExporterServiceClient(conn)
+	rx := start(t, yaml, nil)
+	return rx.e, rx.c
 }
 
 func TestReport(t *testing.T) {

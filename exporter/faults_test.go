@@ -15,9 +15,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -41,36 +39,12 @@ func serveFaults(t *testing.T, yaml string, policy *host.Policy) *faultRig {
 	if err := os.Link(testbin.Build(t, "./internal/testplugins/faulty"), filepath.Join(dir, "jumpwire-driver-faulty")); err != nil {
 		t.Fatal(err)
 	}
-	e, err := exporter.New(t.Context(), exporter.Options{
-		ConfigFile:    writeConfig(t, yaml),
-		PluginDirs:    []string{dir},
-		RestartPolicy: policy,
-		StopTimeout:   300 * time.Millisecond,
+	rx := start(t, yaml, nil, func(o *exporter.Options) {
+		o.PluginDirs = []string{dir}
+		o.RestartPolicy = policy
+		o.StopTimeout = 300 * time.Millisecond
 	})
-	if err != nil {
-		t.Fatalf("exporter.New: %v", err)
-	}
-	sock := filepath.Join(t.TempDir(), "e.sock")
-	lis, err := exporter.Listen("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		<-done
-		if err := e.Close(context.Background()); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	rig := &faultRig{c: jumpstarterv1.NewExporterServiceClient(conn), r: jumpstarterv1.NewRouterServiceClient(conn)}
+	rig := &faultRig{c: rx.c, r: rx.r}
 	rig.faulty, rig.steady = uuidOf(t, rig.c, "faulty"), uuidOf(t, rig.c, "steady")
 	return rig
 }

@@ -11,9 +11,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
@@ -26,34 +24,11 @@ func jwOnPath(t *testing.T) {
 }
 
 // serveHooks starts an exporter without waiting for its lease to be ready;
-// done receives Serve's result.
+// the channel receives Serve's result.
 func serveHooks(t *testing.T, yaml string) (*exporter.Exporter, jumpstarterv1.ExporterServiceClient, <-chan error) {
 	t.Helper()
-	e, err := exporter.New(t.Context(), exporter.Options{
-		ConfigFile: writeConfig(t, yaml),
-		PluginDirs: []string{testbin.PluginDir(t, "power")},
-	})
-	if err != nil {
-		t.Fatalf("exporter.New: %v", err)
-	}
-	sock := filepath.Join(t.TempDir(), "e.sock")
-	lis, err := exporter.Listen("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		_ = e.Close(context.Background())
-	})
-	return e, jumpstarterv1.NewExporterServiceClient(conn), done
+	rx := start(t, yaml, nil)
+	return rx.e, rx.c, rx.served
 }
 
 func waitReady(t *testing.T, e *exporter.Exporter) *jumpstarterv1.GetStatusResponse {

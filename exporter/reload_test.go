@@ -1,7 +1,6 @@
 package exporter_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +10,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
@@ -22,30 +19,9 @@ import (
 // plugin directory the test may change.
 func reloadable(t *testing.T, yaml string) (*exporter.Exporter, jumpstarterv1.ExporterServiceClient, string, string) {
 	t.Helper()
-	file, dir := writeConfig(t, yaml), testbin.PluginDir(t, "power")
-	e, err := exporter.New(t.Context(), exporter.Options{ConfigFile: file, PluginDirs: []string{dir}})
-	if err != nil {
-		t.Fatalf("exporter.New: %v", err)
-	}
-	sock := filepath.Join(t.TempDir(), "e.sock")
-	lis, err := exporter.Listen("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		<-done
-		_ = e.Close(context.Background())
-	})
-	return e, jumpstarterv1.NewExporterServiceClient(conn), file, dir
+	dir := testbin.PluginDir(t, "power")
+	rx := start(t, yaml, nil, func(o *exporter.Options) { o.PluginDirs = []string{dir} })
+	return rx.e, rx.c, rx.file, dir
 }
 
 func rewrite(t *testing.T, file, yaml string) {

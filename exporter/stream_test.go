@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,45 +15,17 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/ptypair"
-	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-// serveStreams starts an exporter with the network and serial plugins and
-// returns a RouterService client, an ExporterService client and the exporter.
+// serveStreams starts an exporter with the network and serial plugins.
 func serveStreams(t *testing.T, yaml string) (jumpstarterv1.RouterServiceClient, jumpstarterv1.ExporterServiceClient, *exporter.Exporter) {
 	t.Helper()
-	e, err := exporter.New(t.Context(), exporter.Options{
-		ConfigFile: writeConfig(t, yaml),
-		PluginDirs: []string{testbin.PluginDir(t, "network", "serial")},
-	})
-	if err != nil {
-		t.Fatalf("exporter.New: %v", err)
-	}
-	sock := filepath.Join(t.TempDir(), "e.sock")
-	lis, err := exporter.Listen("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	ctx, cancel := contextWithCancel()
-	go func() { done <- e.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		<-done
-		_ = e.Close(t.Context())
-	})
-	return jumpstarterv1.NewRouterServiceClient(conn), jumpstarterv1.NewExporterServiceClient(conn), e
+	rx := start(t, yaml, []string{"network", "serial"})
+	return rx.r, rx.c, rx.e
 }
 
 // open opens a driver stream exactly as WIRE.md says: the request header,
