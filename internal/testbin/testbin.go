@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -106,4 +108,39 @@ func Main(m *testing.M) {
 	Cleanup()
 	os.RemoveAll(tmp)
 	os.Exit(code)
+}
+
+// MainCheckingLeaks runs a package's tests and then fails the run when a
+// goroutine running code of the package pkg (an import path) outlives
+// them: every stream, pump and copy must end with what it serves. It waits
+// up to two seconds for them to finish. Call it from TestMain.
+func MainCheckingLeaks(m *testing.M, pkg string) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := goroutinesOf(pkg+".", 2*time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines of %s left after the tests:\n%s\n", pkg, leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// goroutinesOf waits up to wait for the goroutines running code whose
+// symbols start with prefix to end, and returns the stacks of those left.
+func goroutinesOf(prefix string, wait time.Duration) string {
+	deadline := time.Now().Add(wait)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, prefix) {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || !time.Now().Before(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
