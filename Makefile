@@ -6,7 +6,7 @@ DRIVERS  := $(notdir $(wildcard drivers/*))
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-short bench proto proto-check lint fmt clean
+.PHONY: all build demo test test-short bench fuzz proto proto-check lint fmt clean
 
 all: build
 
@@ -32,6 +32,16 @@ test: build
 ## bench: the performance benchmarks (figures go to docs/PERFORMANCE.md)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./bench/
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s); make test replays the corpora in testdata/fuzz
+FUZZTIME ?= 30s
+FUZZ     := ./exporter/config:FuzzParse ./sdk:FuzzDecodeValue ./exporter:FuzzStreamRequest ./client:FuzzNewTree ./cmd/jw:FuzzParseArgs
+fuzz:
+	@for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^'$$name'$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## proto: regenerate the committed protobuf code with the generators pinned in go.mod
 proto:

@@ -44,6 +44,9 @@ type Options struct {
 	// MaxCrashes and Window come from the config's failureDetection.
 	// Default: the config's failureDetection and host's defaults.
 	RestartPolicy *host.Policy
+	// MaxCalls and MaxStreams bound the calls and byte streams in flight in
+	// a session (RESOURCE_EXHAUSTED past them). Defaults: session's.
+	MaxCalls, MaxStreams int
 	// StopTimeout bounds each driver's Close at a session's end, after which
 	// its process group is killed. Default 5s.
 	StopTimeout time.Duration
@@ -191,6 +194,8 @@ func (e *Exporter) startSession(ctx context.Context) error {
 		Policy:      e.restartPolicy(),
 		Logger:      e.logger,
 		StopTimeout: e.opts.StopTimeout,
+		MaxCalls:    e.opts.MaxCalls,
+		MaxStreams:  e.opts.MaxStreams,
 	})
 	if err != nil {
 		var se *session.StartError

@@ -34,7 +34,18 @@ type Options struct {
 	Logger hclog.Logger
 	// StopTimeout bounds each driver's Close at the session's end. Default 5s.
 	StopTimeout time.Duration
+	// MaxCalls and MaxStreams bound the calls (unary and streaming) and the
+	// byte streams in flight in the session at once, so that one client
+	// cannot exhaust the exporter; past them, new ones fail with
+	// RESOURCE_EXHAUSTED. Defaults 256 and 64.
+	MaxCalls, MaxStreams int
 }
+
+// Default limits of a session.
+const (
+	DefaultMaxCalls   = 256
+	DefaultMaxStreams = 64
+)
 
 // Session is the running driver instances of one lease, by uuid.
 type Session struct {
@@ -48,6 +59,8 @@ type Session struct {
 	mu       sync.Mutex
 	ended    bool
 	inflight sync.WaitGroup
+	calls    int // calls in flight
+	streams  int // byte streams open
 }
 
 // StartError lists the instances that could not start, by uuid, and what
@@ -76,6 +89,12 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 5 * time.Second
+	}
+	if o.MaxCalls <= 0 {
+		o.MaxCalls = DefaultMaxCalls
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
 	}
 	s := &Session{opts: o, byUUID: make(map[string]*host.Supervised, len(specs)+len(aliases))}
 	s.ctx, s.end = context.WithCancelCause(context.Background())
@@ -154,16 +173,43 @@ func (s *Session) Pids() map[string]int {
 }
 
 // begin registers a call and joins its context with the session's.
-func (s *Session) begin(ctx context.Context) (context.Context, func(), error) {
+// kind says which of the session's limits a call counts against.
+type kind int
+
+const (
+	call kind = iota
+	stream
+)
+
+func (s *Session) begin(ctx context.Context, k kind) (context.Context, func(), error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return nil, nil, ErrEnded
 	}
+	n, limit, what := &s.calls, s.opts.MaxCalls, "calls"
+	if k == stream {
+		n, limit, what = &s.streams, s.opts.MaxStreams, "byte streams"
+	}
+	if *n >= limit {
+		return nil, nil, status.Errorf(codes.ResourceExhausted,
+			"this session already has %d %s in flight, its limit; wait for some to finish", limit, what)
+	}
+	*n++
 	s.inflight.Add(1)
 	c, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(s.ctx, func() { cancel(context.Cause(s.ctx)) })
-	return c, func() { stop(); cancel(nil); s.inflight.Done() }, nil
+	var once sync.Once
+	return c, func() {
+		once.Do(func() {
+			stop()
+			cancel(nil)
+			s.mu.Lock()
+			*n--
+			s.mu.Unlock()
+			s.inflight.Done()
+		})
+	}, nil
 }
 
 // Call calls a unary method of the instance uuid.
@@ -172,7 +218,7 @@ func (s *Session) Call(ctx context.Context, uuid, method string, args []*structp
 	if err != nil {
 		return nil, err
 	}
-	ctx, done, err := s.begin(ctx)
+	ctx, done, err := s.begin(ctx, call)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +235,7 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 			yield(nil, err)
 			return
 		}
-		ctx, done, err := s.begin(ctx)
+		ctx, done, err := s.begin(ctx, call)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -207,22 +253,22 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 // the stream is finished with. The session's end cancels it. explain turns
 // the error that ended the stream into the reason a client should see (the
 // driver died, the session ended).
-func (s *Session) Stream(ctx context.Context, uuid, method string) (stream pluginv1.Driver_StreamClient, explain func(error) error, release func(), err error) {
+func (s *Session) Stream(ctx context.Context, uuid, method string) (st pluginv1.Driver_StreamClient, explain func(error) error, release func(), err error) {
 	inst, err := s.Instance(uuid)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ctx, done, err := s.begin(ctx)
+	ctx, done, err := s.begin(ctx, stream)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	stream, proc, cancel, err := inst.Stream(ctx, method)
+	st, proc, cancel, err := inst.Stream(ctx, method)
 	if err != nil {
 		done()
 		return nil, nil, nil, s.cause(ctx, err)
 	}
 	explain = func(err error) error { return s.cause(ctx, proc.StreamError(err)) }
-	return stream, explain, func() { cancel(); done() }, nil
+	return st, explain, func() { cancel(); done() }, nil
 }
 
 // cause prefers the session's reason when the session cut the call off.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/exporter"
+	"github.com/jumpwire-dev/jumpwire/session"
 	"github.com/spf13/cobra"
 )
 
@@ -25,11 +26,15 @@ type serveFlags struct {
 	pluginDirs []string
 	logLevel   string
 	logFormat  string
+	maxCalls   int
+	maxStreams int
 
 	log hclog.Logger // the exporter's logger, once started
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, level string) {
+	cmd.Flags().IntVar(&f.maxCalls, "max-calls", session.DefaultMaxCalls, "calls in flight a session allows at once (more fail with RESOURCE_EXHAUSTED)")
+	cmd.Flags().IntVar(&f.maxStreams, "max-streams", session.DefaultMaxStreams, "byte streams a session allows open at once")
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "exporter config file (required)")
 	cmd.Flags().StringArrayVar(&f.pluginDirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", level, "log level: trace, debug, info, warn, error")
@@ -65,7 +70,10 @@ func (f *serveFlags) start(ctx context.Context, cmd *cobra.Command) (*exporter.E
 		return nil, err
 	}
 	f.log = logger
-	return exporter.New(ctx, exporter.Options{ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger})
+	return exporter.New(ctx, exporter.Options{
+		ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger,
+		MaxCalls: f.maxCalls, MaxStreams: f.maxStreams,
+	})
 }
 
 // stop ends the session and stops every plugin, bounded in time.
