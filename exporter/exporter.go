@@ -44,6 +44,9 @@ type Options struct {
 	// MaxCrashes and Window come from the config's failureDetection.
 	// Default: the config's failureDetection and host's defaults.
 	RestartPolicy *host.Policy
+	// SwapDrain bounds how long calls and streams on a replaced driver's old
+	// process may go on after a reload swaps it. Default 5s.
+	SwapDrain time.Duration
 	// MaxCalls and MaxStreams bound the calls and byte streams in flight in
 	// a session (RESOURCE_EXHAUSTED past them). Defaults: session's.
 	MaxCalls, MaxStreams int

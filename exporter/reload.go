@@ -83,7 +83,7 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 			}
 			exclusive := on.dtype.GetExclusive() || n.dtype.GetExclusive()
 			apply(Change{Path: n.path(), Action: "replaced", Detail: why}, func() error {
-				return sess.Swap(ctx, n.uuid, spec, host.SwapOptions{Exclusive: exclusive})
+				return sess.Swap(ctx, n.uuid, spec, host.SwapOptions{Exclusive: exclusive, Drain: e.opts.SwapDrain})
 			})
 		}
 	}

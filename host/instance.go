@@ -68,6 +68,8 @@ type Instance struct {
 	logger hclog.Logger
 
 	retired atomic.Pointer[string] // why the instance is being stopped on purpose
+	cut     context.Context        // cancelled, with the retirement as cause, when what is left is cut off
+	cutOff  context.CancelCauseFunc
 
 	busyMu sync.Mutex
 	busy   int           // calls and streams in flight
@@ -97,6 +99,7 @@ func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
 	}
 	life, exited := context.WithCancelCause(context.Background())
 	i := &Instance{spec: spec, proc: proc, conf: conf, life: life, logger: o.Logger}
+	i.cut, i.cutOff = context.WithCancelCause(context.Background())
 	go func() {
 		<-proc.Exited()
 		exited(status.Error(codes.Unavailable, i.exitMessage()))
@@ -179,8 +182,9 @@ func (i *Instance) join(ctx context.Context) (context.Context, context.CancelFun
 	i.enter()
 	c, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(i.life, func() { cancel(context.Cause(i.life)) })
+	stopCut := context.AfterFunc(i.cut, func() { cancel(context.Cause(i.cut)) })
 	var once sync.Once
-	return c, func() { once.Do(func() { stop(); cancel(nil); i.leave() }) }
+	return c, func() { once.Do(func() { stop(); stopCut(); cancel(nil); i.leave() }) }
 }
 
 // callError explains a failed call made with ctx. When the process died
@@ -189,6 +193,9 @@ func (i *Instance) join(ctx context.Context) (context.Context, context.CancelFun
 // ("context deadline exceeded", or a stream reset if the plugin noticed
 // first); the client always reads the first.
 func (i *Instance) callError(ctx context.Context, err error) error {
+	if i.cut.Err() != nil {
+		return context.Cause(i.cut) // retired: what was left was cut off on purpose
+	}
 	code := status.Code(err)
 	if code == codes.DeadlineExceeded && deadlinePassed(ctx) {
 		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
@@ -294,8 +301,12 @@ func (i *Instance) Reset(ctx context.Context) error {
 }
 
 // Stop calls the driver's Close (bounded by ctx) and stops its process and
-// everything the process started. It is idempotent.
+// everything the process started. It is idempotent. A retired instance's
+// calls and streams still in flight end first, with the retirement reason.
 func (i *Instance) Stop(ctx context.Context) error {
+	if r := i.retired.Load(); r != nil {
+		i.cutOff(status.Error(codes.Unavailable, *r))
+	}
 	var err error
 	if i.alive() == nil {
 		cctx, done := i.join(ctx)
