@@ -21,6 +21,13 @@
 //   - BenchmarkConsoleLatency: one byte out and its echo back through the
 //     serial driver, against the same echo on the bare pseudo-terminal.
 //   - BenchmarkIdleStreams: memory per idle open stream, exporter and plugin.
+//   - BenchmarkRestart: kill to answer after a driver's process is killed,
+//     against a cold start of the same binary.
+//   - BenchmarkKillStorm: calls to one driver while another is killed every
+//     100 ms, against the same load without kills.
+//   - BenchmarkSwapUnderLoad: 16 callers while the driver's binary is
+//     replaced and reloaded, against steady state.
+//   - BenchmarkReload100: a reload of 100 instances of which one changed.
 //
 // Run them with `make bench`; docs/PERFORMANCE.md records the figures.
 package bench

@@ -18,7 +18,7 @@ import (
 // Policy says how a supervised driver is restarted. Zero fields take the
 // defaults given.
 type Policy struct {
-	// InitialBackoff is the wait before the first restart (default 100ms);
+	// InitialBackoff is the wait before the first restart (default 10ms);
 	// each further restart doubles it, up to MaxBackoff (default 5s), with
 	// ±20% jitter so drivers that died together do not restart together.
 	InitialBackoff, MaxBackoff time.Duration
@@ -39,7 +39,7 @@ func (p Policy) withDefaults() Policy {
 			*d = v
 		}
 	}
-	def(&p.InitialBackoff, 100*time.Millisecond)
+	def(&p.InitialBackoff, 10*time.Millisecond)
 	def(&p.MaxBackoff, 5*time.Second)
 	def(&p.Window, time.Minute)
 	def(&p.RetryAfter, 30*time.Second)
@@ -242,9 +242,12 @@ func (s *Supervised) recentCrashes() int {
 	return n
 }
 
-// backoff is the wait before restart attempt n (from 0), with jitter.
+// backoff is the wait before restart attempt n (from 0), with jitter. It
+// doubles with every attempt and every other crash within the window; the
+// crash being restarted may already have left a short window (or the
+// supervisor was slow to get here), so the doubling starts at 0.
 func (s *Supervised) backoff(n int) time.Duration {
-	d := s.policy.InitialBackoff << min(n+s.recentCrashes()-1, 20)
+	d := s.policy.InitialBackoff << min(max(n+s.recentCrashes()-1, 0), 20)
 	if d <= 0 || d > s.policy.MaxBackoff {
 		d = s.policy.MaxBackoff
 	}
@@ -252,22 +255,28 @@ func (s *Supervised) backoff(n int) time.Duration {
 }
 
 // acquire returns the running instance, waiting for a restart when there is
-// one under way (bounded by ctx and MaxWait).
-func (s *Supervised) acquire(ctx context.Context) (*Instance, error) {
+// one under way (bounded by ctx and MaxWait). The instance counts the caller
+// as busy until release: a swap that replaces it meanwhile drains the call
+// instead of stopping the process before the call has reached it.
+func (s *Supervised) acquire(ctx context.Context) (inst *Instance, release func(), err error) {
 	var timeout <-chan time.Time
 	for {
 		s.mu.Lock()
 		st, cur, failErr, changed, last := s.health.State, s.cur, s.failErr, s.changed, s.health.LastExit
+		if st == Running {
+			cur.enter() // under mu: Swap retires cur only after replacing it under mu, so its Drain sees this
+		}
 		s.mu.Unlock()
 		switch st {
 		case Running:
 			if cur.alive() == nil {
-				return cur, nil
+				return cur, cur.leave, nil
 			}
+			cur.leave()
 		case Failed:
-			return nil, failErr
+			return nil, nil, failErr
 		case Stopped:
-			return nil, status.Errorf(codes.Unavailable, "driver %s is stopped", s.spec.Path)
+			return nil, nil, status.Errorf(codes.Unavailable, "driver %s is stopped", s.spec.Path)
 		}
 		if timeout == nil {
 			timeout = time.After(s.policy.MaxWait)
@@ -275,10 +284,10 @@ func (s *Supervised) acquire(ctx context.Context) (*Instance, error) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return nil, status.Errorf(status.FromContextError(ctx.Err()).Code(),
+			return nil, nil, status.Errorf(status.FromContextError(ctx.Err()).Code(),
 				"driver %s is restarting (its process %s) and did not come back before the call's deadline", s.spec.Path, last)
 		case <-timeout:
-			return nil, status.Errorf(codes.Unavailable,
+			return nil, nil, status.Errorf(codes.Unavailable,
 				"driver %s is restarting (its process %s) and did not come back within %s", s.spec.Path, last, s.policy.MaxWait)
 		}
 	}
@@ -311,21 +320,23 @@ func (s *Supervised) Pid() int { return s.Health().Pid }
 
 // Call calls a unary method, waiting for a restart under way.
 func (s *Supervised) Call(ctx context.Context, method string, args []*structpb.Value) (*structpb.Value, error) {
-	inst, err := s.acquire(ctx)
+	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return inst.Call(ctx, method, args)
 }
 
 // StreamingCall calls a streaming method, waiting for a restart under way.
 func (s *Supervised) StreamingCall(ctx context.Context, method string, args []*structpb.Value) iter.Seq2[*structpb.Value, error] {
 	return func(yield func(*structpb.Value, error) bool) {
-		inst, err := s.acquire(ctx)
+		inst, release, err := s.acquire(ctx)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
+		defer release()
 		inst.StreamingCall(ctx, method, args)(yield)
 	}
 }
@@ -333,20 +344,22 @@ func (s *Supervised) StreamingCall(ctx context.Context, method string, args []*s
 // Stream opens a byte stream, waiting for a restart under way. The returned
 // instance explains how the stream ended (Instance.StreamError).
 func (s *Supervised) Stream(ctx context.Context, method string) (pluginv1.Driver_StreamClient, *Instance, context.CancelFunc, error) {
-	inst, err := s.acquire(ctx)
+	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	defer release() // once open, the stream counts as busy on its own
 	st, cancel, err := inst.Stream(ctx, method)
 	return st, inst, cancel, err
 }
 
 // Reset resets the running instance.
 func (s *Supervised) Reset(ctx context.Context) error {
-	inst, err := s.acquire(ctx)
+	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	return inst.Reset(ctx)
 }
 

@@ -103,6 +103,13 @@ func Main(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "testbin:", err)
 		os.Exit(2)
 	}
+	// Go's build cache defaults to a directory under XDG_CACHE_HOME: keep
+	// the real one, or every binary the tests build starts cold.
+	if os.Getenv("GOCACHE") == "" {
+		if out, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil {
+			os.Setenv("GOCACHE", strings.TrimSpace(string(out)))
+		}
+	}
 	os.Setenv("XDG_CACHE_HOME", filepath.Join(tmp, "cache"))
 	code := m.Run()
 	Cleanup()
