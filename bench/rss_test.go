@@ -1,18 +1,14 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,58 +130,7 @@ type jwRun struct {
 // stopped by Stop or at the end of the test.
 func runExporter(ctx context.Context, tb testing.TB, n int) *jwRun {
 	tb.Helper()
-	jw := testbin.Build(tb, "./cmd/jw")
-	dir := testbin.PluginDir(tb, "power")
-	cfg := exporterConfig(tb, n)
-	logs, err := os.Create(filepath.Join(tb.TempDir(), "jw.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer logs.Close()
-	cmd := exec.Command(jw, "run", "-c", cfg, "--listen", "unix://"+socketPath(tb, "jw.sock"),
-		"--plugin-dir", dir, "--log-level", "warn")
-	cmd.Stderr = logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	begin := time.Now()
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	r := &jwRun{pid: cmd.Process.Pid}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	r.Stop = sync.OnceFunc(func() { r.stop(cmd, exited) })
-	tb.Cleanup(r.Stop)
-
-	serving := make(chan struct{})
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if strings.Contains(s.Text(), "serving on") {
-				close(serving)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case <-serving:
-		r.ready = time.Since(begin)
-	case <-exited:
-		b, _ := os.ReadFile(logs.Name())
-		tb.Fatalf("jw run exited before serving:\n%s", b)
-	case <-time.After(60 * time.Second):
-		b, _ := os.ReadFile(logs.Name())
-		tb.Fatalf("jw run did not serve within a minute:\n%s", b)
-	case <-ctx.Done():
-		tb.Fatal(ctx.Err())
-	}
-	if !waitFor(ctx, 5*time.Second, func() bool { r.plugins = children(r.pid); return len(r.plugins) == n }) {
-		tb.Fatalf("jw run serves %d instances with %d plugin processes", n, len(r.plugins))
-	}
-	return r
+	return runJW(ctx, tb, exporterConfig(tb, n), testbin.PluginDir(tb, "power"), n).jwRun
 }
 
 // stop stops the exporter gracefully (SIGTERM, then SIGKILL after 10s) and

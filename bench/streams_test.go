@@ -97,8 +97,7 @@ type jwServer struct {
 
 // runJW runs `jw run` as a subprocess on config cfg with the plugins of
 // pluginDir and waits until it serves with nPlugins plugin processes. It is
-// stopped by Stop or at the end of the test. (runExporter does the same for
-// a config of power switches.)
+// stopped by Stop or at the end of the test.
 func runJW(ctx context.Context, tb testing.TB, cfg, pluginDir string, nPlugins int) *jwServer {
 	tb.Helper()
 	jw := testbin.Build(tb, "./cmd/jw")

@@ -16,14 +16,19 @@ import (
 )
 
 // jwBinary builds jw and the power plugin into one directory, laid out as
-// `make build` does (plugins/ next to jw).
-func jwBinary(t *testing.T) string {
+// `make build` does (plugins/ next to jw), with the plugins built from the
+// extra packages too (each named jumpwire-driver-<last element>).
+func jwBinary(t *testing.T, extra ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for bin, pkg := range map[string]string{
+	layout := map[string]string{
 		"jw":                            "./cmd/jw",
 		"plugins/jumpwire-driver-power": "./drivers/power/cmd/jumpwire-driver-power",
-	} {
+	}
+	for _, pkg := range extra {
+		layout["plugins/jumpwire-driver-"+filepath.Base(pkg)] = pkg
+	}
+	for bin, pkg := range layout {
 		dst := filepath.Join(dir, bin)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)

@@ -14,29 +14,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 )
 
 // faultsJW lays out jw with the power and faulty plugins next to it, as
 // `make build` does, and returns jw's path.
 func faultsJW(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for bin, pkg := range map[string]string{
-		"jw":                             "./cmd/jw",
-		"plugins/jumpwire-driver-power":  "./drivers/power/cmd/jumpwire-driver-power",
-		"plugins/jumpwire-driver-faulty": "./internal/testplugins/faulty",
-	} {
-		dst := filepath.Join(dir, bin)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Link(testbin.Build(t, pkg), dst); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return filepath.Join(dir, "jw")
+	return jwBinary(t, "./internal/testplugins/faulty")
 }
 
 // jwRun starts `jw run` on config and waits until it serves with nplugins
