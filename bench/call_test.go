@@ -104,6 +104,18 @@ func (p *proxy) DriverCall(ctx context.Context, req *jumpstarterv1.DriverCallReq
 // AutoMTLS). It returns a caller of it.
 func floorCaller(tb testing.TB) caller {
 	tb.Helper()
+	conn := serveFloor(tb, func(srv *grpc.Server, rpc pluginv1.DriverClient) {
+		jumpstarterv1.RegisterExporterServiceServer(srv, &proxy{rpc: rpc})
+	})
+	return driverCall(jumpstarterv1.NewExporterServiceClient(conn), "floor", "state")
+}
+
+// serveFloor launches the bare go-plugin plugin and serves, on a unix socket
+// in this process, the first hop that register puts in front of it: the
+// floor's topology, the same as jumpwire's. It returns a client connection
+// to that socket; everything stops when the test ends.
+func serveFloor(tb testing.TB, register func(*grpc.Server, pluginv1.DriverClient)) *grpc.ClientConn {
+	tb.Helper()
 	p, err := bareplugin.Launch(barePlugin(tb))
 	if err != nil {
 		tb.Fatalf("launch the bare plugin: %v", err)
@@ -115,16 +127,21 @@ func floorCaller(tb testing.TB) caller {
 		tb.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	jumpstarterv1.RegisterExporterServiceServer(srv, &proxy{rpc: p.RPC})
+	register(srv, p.RPC)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
 	tb.Cleanup(func() {
 		srv.Stop()
 		if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			tb.Errorf("floor proxy: %v", err)
+			tb.Errorf("floor: %v", err)
 		}
 	})
-	return driverCall(dial(tb, sock), "floor", "state")
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // callOnce makes one call and fails tb unless it answers false (a switch

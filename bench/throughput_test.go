@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -161,26 +159,9 @@ func (f *floorRouter) Stream(cs jumpstarterv1.RouterService_StreamServer) error 
 // generated RouterService client and nothing else.
 func floorStreamer(tb testing.TB) streamer {
 	tb.Helper()
-	p, err := bareplugin.Launch(barePlugin(tb))
-	if err != nil {
-		tb.Fatalf("launch the bare plugin: %v", err)
-	}
-	tb.Cleanup(p.Kill)
-	sock := socketPath(tb, "floor.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	jumpstarterv1.RegisterRouterServiceServer(srv, &floorRouter{rpc: p.RPC})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(lis) }()
-	tb.Cleanup(func() { srv.Stop(); <-done })
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { conn.Close() })
+	conn := serveFloor(tb, func(srv *grpc.Server, rpc pluginv1.DriverClient) {
+		jumpstarterv1.RegisterRouterServiceServer(srv, &floorRouter{rpc: rpc})
+	})
 	rc := jumpstarterv1.NewRouterServiceClient(conn)
 	return func(ctx context.Context, method string, size, chunk int) (time.Duration, error) {
 		ctx, cancel := context.WithCancel(ctx)

@@ -108,11 +108,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 			return host.Describe(ctx, bin, hclog.NewNullLogger())
 		}),
 	}
-	e.nodes, _ = buildTree(cfg)
-	e.byUUID = make(map[string]*node, len(e.nodes))
-	for _, n := range e.nodes {
-		e.byUUID[n.uuid] = n
-	}
+	e.nodes, e.byUUID = buildTree(cfg)
 	e.logs = newLogHub(o.Logger.Name(), e.nodes)
 	if il, ok := o.Logger.(hclog.InterceptLogger); ok {
 		il.RegisterSink(e.logs)

@@ -1,7 +1,6 @@
 package exporter_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -267,8 +266,4 @@ func TestSessions(t *testing.T) {
 	if _, err := call(t, c, power, "on"); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("call after Close: %v, want FAILED_PRECONDITION", err)
 	}
-}
-
-func contextWithCancel() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
 }

@@ -14,10 +14,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
-	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -52,9 +49,7 @@ func (e *Exporter) runHook(ctx context.Context, kind hookKind, h *config.Hook) e
 	if err != nil {
 		return err
 	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize), bufpool.ServerOption())
-	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
-	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
+	srv := e.newServer(lis)
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
 

@@ -38,11 +38,7 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 	}
 	e.catalog.Rescan(ctx)
 	next := &Exporter{opts: e.opts, cfg: cfg, logger: e.logger, catalog: e.catalog}
-	next.nodes, _ = buildTree(cfg)
-	next.byUUID = make(map[string]*node, len(next.nodes))
-	for _, n := range next.nodes {
-		next.byUUID[n.uuid] = n
-	}
+	next.nodes, next.byUUID = buildTree(cfg)
 	if errs := next.resolve(ctx); len(errs) > 0 {
 		return nil, errs
 	}

@@ -35,11 +35,7 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 	for _, opt := range opts {
 		opt(&o)
 	}
-	sopts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(sdk.MaxMessageSize),
-		grpc.MaxSendMsgSize(sdk.MaxMessageSize),
-		bufpool.ServerOption(),
-	}
+	var sopts []grpc.ServerOption
 	if o.tls != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.tls)))
 	}
@@ -51,10 +47,7 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
 	}
 
-	srv := grpc.NewServer(sopts...)
-	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
-	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
-	e.registerAdmin(srv, lis)
+	srv := e.newServer(lis, sopts...)
 	stop := context.AfterFunc(ctx, srv.Stop)
 	defer stop()
 	fatal := make(chan error, 1)
@@ -77,6 +70,21 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 		return nil
 	}
 	return err
+}
+
+// newServer is the gRPC server of the exporter's services for lis, with
+// the message limits and buffer pool every hop uses, and the admin service
+// when lis is a unix socket.
+func (e *Exporter) newServer(lis net.Listener, opts ...grpc.ServerOption) *grpc.Server {
+	srv := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(sdk.MaxMessageSize),
+		grpc.MaxSendMsgSize(sdk.MaxMessageSize),
+		bufpool.ServerOption(),
+	}, opts...)...)
+	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
+	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
+	e.registerAdmin(srv, lis)
+	return srv
 }
 
 func (s *service) GetReport(context.Context, *emptypb.Empty) (*jumpstarterv1.GetReportResponse, error) {

@@ -59,7 +59,8 @@ func (n *node) path() string {
 // isDriver reports whether the node runs a driver instance of its own.
 func (n *node) isDriver() bool { return n.inst != nil && n.inst.Type != "" }
 
-// buildTree lists the root and every instance of cfg in pre-order.
+// buildTree lists the root and every instance of cfg in pre-order, and
+// indexes them by uuid.
 func buildTree(cfg *config.Config) ([]*node, map[string]*node) {
 	root := &node{uuid: instanceUUID(cfg.Metadata.Namespace, cfg.Metadata.Name, "")}
 	nodes := []*node{root}
@@ -74,12 +75,14 @@ func buildTree(cfg *config.Config) ([]*node, map[string]*node) {
 		}
 	}
 	add(root, cfg.Export)
+	byUUID := make(map[string]*node, len(nodes))
 	for _, n := range nodes {
 		if n.inst != nil && n.inst.Ref != "" {
 			n.target = byPath[n.inst.Ref]
 		}
+		byUUID[n.uuid] = n
 	}
-	return nodes, byPath
+	return nodes, byUUID
 }
 
 // methodKinds renders the kinds of methods for the LabelMethods label.

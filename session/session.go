@@ -104,9 +104,7 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 	var wg sync.WaitGroup
 	for id, spec := range specs {
 		wg.Go(func() {
-			lo := o.Launch
-			lo.Logger = o.Logger.Named(spec.Path)
-			inst, err := host.Supervise(ctx, spec, lo, o.Policy)
+			inst, err := s.supervise(ctx, spec)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -341,11 +339,16 @@ func (s *Session) End(ctx context.Context, cause error) error {
 	return errors.Join(errs...)
 }
 
-// Add starts a new instance under uuid (a reload added it to the config).
-func (s *Session) Add(ctx context.Context, uuid string, spec host.Spec) error {
+// supervise starts a supervised instance of spec, logging under its path.
+func (s *Session) supervise(ctx context.Context, spec host.Spec) (*host.Supervised, error) {
 	lo := s.opts.Launch
 	lo.Logger = s.opts.Logger.Named(spec.Path)
-	inst, err := host.Supervise(ctx, spec, lo, s.opts.Policy)
+	return host.Supervise(ctx, spec, lo, s.opts.Policy)
+}
+
+// Add starts a new instance under uuid (a reload added it to the config).
+func (s *Session) Add(ctx context.Context, uuid string, spec host.Spec) error {
+	inst, err := s.supervise(ctx, spec)
 	if err != nil {
 		return err
 	}
