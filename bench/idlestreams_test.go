@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ type idleStreams struct {
 // reads it again. Every stream is checked to be still open, then closed.
 func measureIdleStreams(ctx context.Context, tb testing.TB, n int) idleStreams {
 	tb.Helper()
-	jw := runJW(ctx, tb, writeConfig(tb, "  sink:\n    type: sink\n"), sinkPluginDir(tb), 1)
+	// The session's stream limit (64 by default) would stop the test early.
+	jw := runJW(ctx, tb, writeConfig(tb, "  sink:\n    type: sink\n"), sinkPluginDir(tb), 1,
+		"--max-streams", strconv.Itoa(n+1))
 	defer jw.Stop()
 	c, d := dialDriver(ctx, tb, jw.sock, "sink")
 	var streams []*client.Stream

@@ -96,9 +96,9 @@ type jwServer struct {
 }
 
 // runJW runs `jw run` as a subprocess on config cfg with the plugins of
-// pluginDir and waits until it serves with nPlugins plugin processes. It is
-// stopped by Stop or at the end of the test.
-func runJW(ctx context.Context, tb testing.TB, cfg, pluginDir string, nPlugins int) *jwServer {
+// pluginDir, and any further flags, and waits until it serves with nPlugins
+// plugin processes. It is stopped by Stop or at the end of the test.
+func runJW(ctx context.Context, tb testing.TB, cfg, pluginDir string, nPlugins int, flags ...string) *jwServer {
 	tb.Helper()
 	jw := testbin.Build(tb, "./cmd/jw")
 	logs, err := os.Create(filepath.Join(tb.TempDir(), "jw.log"))
@@ -107,8 +107,8 @@ func runJW(ctx context.Context, tb testing.TB, cfg, pluginDir string, nPlugins i
 	}
 	defer logs.Close()
 	sock := socketPath(tb, "jw.sock")
-	cmd := exec.Command(jw, "run", "-c", cfg, "--listen", "unix://"+sock,
-		"--plugin-dir", pluginDir, "--log-level", "warn")
+	cmd := exec.Command(jw, append([]string{"run", "-c", cfg, "--listen", "unix://" + sock,
+		"--plugin-dir", pluginDir, "--log-level", "warn"}, flags...)...)
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
