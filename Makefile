@@ -35,7 +35,7 @@ bench: build
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); make test replays the corpora in testdata/fuzz
 FUZZTIME ?= 30s
-FUZZ     := ./exporter/config:FuzzParse ./sdk:FuzzDecodeValue ./exporter:FuzzStreamRequest ./client:FuzzNewTree ./cmd/jw:FuzzParseArgs
+FUZZ     := ./exporter/config:FuzzParse ./sdk:FuzzDecodeValue ./exporter:FuzzStreamRequest ./client:FuzzNewTree ./cmd/jw:FuzzParseArgs ./internal/wire:FuzzFrame
 fuzz:
 	@for t in $(FUZZ); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -108,10 +108,8 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	}
 	_ = probe.Close()
 
-	dialOpts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		bufpool.DialOption(),
-	}, o.dialOptions...)
+	dialOpts := append(append(wire.DialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials())), o.dialOptions...)
 	conn, err := grpc.NewClient("unix://"+abs, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("exporter address %q: %w", target, err)

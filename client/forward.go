@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc/status"
+
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 )
 
 // closeWriter is a connection with a half-close, as *net.TCPConn and *net.UnixConn have.
@@ -99,21 +101,15 @@ func (s *Stream) Splice(conn io.ReadWriteCloser) error {
 	return nil
 }
 
-// spliceChunk is the most a spliced connection's read puts in one frame.
-// Every frame costs a hand-off between goroutines and processes on each hop,
-// so bulk transfers want large frames; a read returns what is there, so
-// interactive traffic still goes byte by byte (measured: docs/PERFORMANCE.md).
-const spliceChunk = 256 << 10
-
 // upstream copies conn to the stream until conn's EOF (then half-closes the stream) or until
 // either side fails. Only a failure of conn is returned (and cuts the stream); a failed Write
 // means the stream is over, which downstream reports.
 func (s *Stream) upstream(conn io.Reader, connClosed *atomic.Bool) error {
-	buf := make([]byte, spliceChunk)
+	fr := wire.NewFrameReader(conn)
 	for {
-		n, err := conn.Read(buf)
-		if n > 0 {
-			if _, werr := s.Write(buf[:n]); werr != nil {
+		f, err := fr.Next()
+		if f != nil {
+			if werr := s.send(f); werr != nil {
 				return nil
 			}
 		}
@@ -135,14 +131,17 @@ func (s *Stream) upstream(conn io.Reader, connClosed *atomic.Bool) error {
 // side fails.
 func (s *Stream) downstream(conn io.Writer, connClosed *atomic.Bool) error {
 	for {
-		f, err := s.ReadFrame()
+		f, err := s.nextFrame()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := conn.Write(f); err != nil {
+		_, err = f.WriteTo(conn)
+		f.Free()
+		s.pending = nil
+		if err != nil {
 			if connClosed.Load() {
 				return nil
 			}

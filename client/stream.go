@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 )
 
@@ -51,11 +52,11 @@ type Stream struct {
 	// Read side. frames carries the payloads of DATA frames from the receiving goroutine to
 	// Read; it is closed when the exporter will send no more data, after readErr is set (nil
 	// meaning io.EOF). done is closed when the RPC is over, after finalErr is set.
-	frames   chan []byte
+	frames   chan *wire.Frame
 	readErr  error
 	done     chan struct{}
 	finalErr error
-	pending  []byte // the rest of the frame Read is handing out
+	pending  *wire.Frame // the frame Read is handing out; nil or with unread data
 
 	// Write side, serialised by wmu.
 	wmu         sync.Mutex
@@ -110,7 +111,7 @@ func (c *Client) Stream(ctx context.Context, uuid, method string) (*Stream, erro
 		ctx:    ctx,
 		cancel: cancel,
 		rpc:    rpc,
-		frames: make(chan []byte),
+		frames: make(chan *wire.Frame),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
 	}
@@ -123,38 +124,39 @@ func (c *Client) Stream(ctx context.Context, uuid, method string) (*Stream, erro
 func (s *Stream) receive() {
 	defer close(s.done)
 	for {
-		m, err := s.rpc.Recv()
-		if err != nil {
+		f := new(wire.Frame)
+		if err := s.rpc.RecvMsg(f); err != nil {
 			s.readErr = s.endError(err, false)
 			s.finalErr = s.readErr
 			close(s.frames)
 			return
 		}
-		switch m.GetFrameType() {
-		case jumpstarterv1.FrameType_FRAME_TYPE_DATA:
-			if len(m.GetPayload()) == 0 {
+		switch f.Kind() {
+		case wire.KindData:
+			if f.Len() == 0 {
 				continue // nothing to deliver; Read must not return 0, nil
 			}
 			select {
-			case s.frames <- m.GetPayload():
+			case s.frames <- f:
 			case <-s.ctx.Done():
+				f.Free()
 				s.readErr = s.endError(status.FromContextError(s.ctx.Err()).Err(), false)
 				s.finalErr = s.readErr
 				close(s.frames)
 				return
 			}
-		case jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY:
+		case wire.KindGoaway:
 			close(s.frames) // readErr nil: io.EOF
 			s.drain()
 			return
-		case jumpstarterv1.FrameType_FRAME_TYPE_RST_STREAM:
+		case wire.KindRST:
 			s.readErr = &Error{Op: s.op, Err: status.Error(codes.Aborted, "the exporter reset the stream")}
 			s.finalErr = s.readErr
 			close(s.frames)
 			s.cancel() // a reset ends both directions
 			return
 		default:
-			// PING and unknown frame types carry nothing for the reader.
+			f.Free() // PING and unknown frame types carry nothing for the reader
 		}
 	}
 }
@@ -162,7 +164,10 @@ func (s *Stream) receive() {
 // drain receives after the exporter's GOAWAY until the RPC is over, to learn how it ended.
 func (s *Stream) drain() {
 	for {
-		if _, err := s.rpc.Recv(); err != nil {
+		f := new(wire.Frame)
+		err := s.rpc.RecvMsg(f)
+		f.Free()
+		if err != nil {
 			s.finalErr = s.endError(err, true)
 			return
 		}
@@ -192,15 +197,15 @@ func (s *Stream) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if len(s.pending) == 0 {
-		f, err := s.ReadFrame()
-		if err != nil {
-			return 0, err
-		}
-		s.pending = f
+	f, err := s.nextFrame()
+	if err != nil {
+		return 0, err
 	}
-	n := copy(p, s.pending)
-	s.pending = s.pending[n:]
+	n, _ := f.Read(p)
+	if f.Len() == 0 {
+		f.Free()
+		s.pending = nil
+	}
 	return n, nil
 }
 
@@ -208,10 +213,19 @@ func (s *Stream) Read(p []byte) (int, error) {
 // Zero-length frames are skipped. Do not mix it with Read on a partly read frame: Read's
 // remainder is returned first.
 func (s *Stream) ReadFrame() ([]byte, error) {
-	if len(s.pending) > 0 {
-		f := s.pending
-		s.pending = nil
-		return f, nil
+	f, err := s.nextFrame()
+	if err != nil {
+		return nil, err
+	}
+	s.pending = nil
+	return f.Bytes(), nil
+}
+
+// nextFrame returns the frame Read is handing out, or the next one, which
+// it makes the one Read hands out.
+func (s *Stream) nextFrame() (*wire.Frame, error) {
+	if s.pending != nil {
+		return s.pending, nil
 	}
 	f, ok := <-s.frames
 	if !ok {
@@ -220,6 +234,7 @@ func (s *Stream) ReadFrame() ([]byte, error) {
 		}
 		return nil, io.EOF
 	}
+	s.pending = f
 	return f, nil
 }
 
@@ -228,20 +243,29 @@ func (s *Stream) ReadFrame() ([]byte, error) {
 // Close it returns ErrStreamClosed; when the exporter has ended the stream it returns why (or
 // ErrStreamEnded while the reason is still behind unread data).
 func (s *Stream) Write(p []byte) (int, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.writeClosed || s.isClosed() {
-		return 0, fmt.Errorf("%s: write: %w", s.op, ErrStreamClosed)
-	}
 	n := 0
 	for n < len(p) {
 		chunk := p[n:min(len(p), n+MaxFrameSize)]
-		if err := s.rpc.Send(&jumpstarterv1.StreamRequest{Payload: chunk}); err != nil {
-			return n, s.sendError(err)
+		if err := s.send(wire.Data(chunk)); err != nil {
+			return n, err
 		}
 		n += len(chunk)
 	}
 	return n, nil
+}
+
+// send sends f, which it consumes, as Write does.
+func (s *Stream) send(f *wire.Frame) error {
+	defer f.Free()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.writeClosed || s.isClosed() {
+		return fmt.Errorf("%s: write: %w", s.op, ErrStreamClosed)
+	}
+	if err := s.rpc.SendMsg(f); err != nil {
+		return s.sendError(err)
+	}
+	return nil
 }
 
 // sendError explains a failed Send. grpc-go reports io.EOF when the RPC is over; the status then
@@ -272,7 +296,7 @@ func (s *Stream) CloseWrite() error {
 		return nil
 	}
 	s.writeClosed = true
-	err := s.rpc.Send(&jumpstarterv1.StreamRequest{FrameType: jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY})
+	err := s.rpc.SendMsg(wire.Control(wire.KindGoaway))
 	if errors.Is(err, io.EOF) {
 		return nil // the exporter already ended the stream: nothing more could go anyway
 	}

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -227,11 +227,10 @@ func dialTCP(ctx context.Context, target, hostport string, o *options) (*Client,
 		_ = probe.Close()
 	}
 
-	creds := insecure.NewCredentials()
+	dialOpts := append(wire.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if cfg != nil {
-		creds = credentials.NewTLS(cfg)
+		dialOpts = append(wire.TLSDialOptions(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	}
-	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(creds), bufpool.DialOption()}
 	if o.passphrase != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(passphraseCreds{*o.passphrase, !o.insecure}))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"google.golang.org/grpc/codes"
@@ -94,55 +95,56 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 }
 
 // relayUp carries the client's frames to the plugin until the client
-// half-closes or goes away.
+// half-closes or goes away. Frames pass through as they arrived, without
+// being decoded or copied: a StreamRequest and the plugin protocol's Frame
+// have the same encoding.
 func relayUp(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient) {
+	defer func() { _ = ps.CloseSend() }()
 	for {
-		m, err := cs.Recv()
-		if err != nil {
-			_ = ps.CloseSend()
+		f := new(wire.Frame)
+		if err := cs.RecvMsg(f); err != nil {
 			return
 		}
-		switch m.FrameType {
-		case jumpstarterv1.FrameType_FRAME_TYPE_DATA:
-			if err := ps.Send(&pluginv1.Frame{Payload: m.Payload}); err != nil {
+		switch k := f.Kind(); k {
+		case wire.KindData, wire.KindGoaway, wire.KindRST:
+			err := ps.SendMsg(f)
+			f.Free()
+			if err != nil || k != wire.KindData {
 				return
 			}
-		case jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY:
-			_ = ps.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_GOAWAY})
-			_ = ps.CloseSend()
-			return
-		case jumpstarterv1.FrameType_FRAME_TYPE_RST_STREAM:
-			_ = ps.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_RST_STREAM})
-			_ = ps.CloseSend()
-			return
+		default:
+			f.Free() // PING and unknown kinds stop here
 		}
 	}
 }
 
-// relayDown carries the plugin's frames to the client. When the driver ends
-// the stream the client gets GOAWAY and status ABORTED, as clients expect.
+// relayDown carries the plugin's frames to the client, passed through as
+// relayUp passes them. When the driver ends the stream the client gets
+// GOAWAY and status ABORTED, as clients expect.
 func relayDown(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient, explain func(error) error) error {
 	goaway := false
 	for {
-		f, err := ps.Recv()
-		if err != nil {
+		f := new(wire.Frame)
+		if err := ps.RecvMsg(f); err != nil {
 			if !errors.Is(err, io.EOF) {
 				return explain(err)
 			}
 			if !goaway {
-				if err := cs.Send(&jumpstarterv1.StreamResponse{FrameType: jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY}); err != nil {
+				if err := cs.SendMsg(wire.Control(wire.KindGoaway)); err != nil {
 					return err
 				}
 			}
 			return status.Error(codes.Aborted, "stream ended by the driver")
 		}
-		switch f.Kind {
-		case pluginv1.FrameKind_FRAME_KIND_DATA:
-			err = cs.Send(&jumpstarterv1.StreamResponse{Payload: f.Payload})
-		case pluginv1.FrameKind_FRAME_KIND_GOAWAY:
+		var err error
+		switch f.Kind() {
+		case wire.KindData:
+			err = cs.SendMsg(f)
+		case wire.KindGoaway:
 			goaway = true
-			err = cs.Send(&jumpstarterv1.StreamResponse{FrameType: jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY})
+			err = cs.SendMsg(f)
 		}
+		f.Free()
 		if err != nil {
 			return fmt.Errorf("send to client: %w", err)
 		}

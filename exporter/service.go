@@ -7,10 +7,9 @@ import (
 	"strings"
 
 	"github.com/jumpwire-dev/jumpwire/host"
-	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
 	"github.com/jumpwire-dev/jumpwire/session"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,7 +36,8 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 	}
 	var sopts []grpc.ServerOption
 	if o.tls != nil {
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.tls)))
+		// No gRPC read buffer in front of TLS's own (wire.TLSServerOptions).
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.tls)), grpc.ReadBufferSize(0))
 	}
 	if o.passphrase != nil {
 		if *o.passphrase == "" {
@@ -76,11 +76,7 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 // the message limits and buffer pool every hop uses, and the admin service
 // when lis is a unix socket.
 func (e *Exporter) newServer(lis net.Listener, opts ...grpc.ServerOption) *grpc.Server {
-	srv := grpc.NewServer(append([]grpc.ServerOption{
-		grpc.MaxRecvMsgSize(sdk.MaxMessageSize),
-		grpc.MaxSendMsgSize(sdk.MaxMessageSize),
-		bufpool.ServerOption(),
-	}, opts...)...)
+	srv := grpc.NewServer(append(wire.ServerOptions(), opts...)...)
 	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
 	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
 	e.registerAdmin(srv, lis)

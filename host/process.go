@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
-	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
 	"google.golang.org/grpc"
@@ -77,10 +77,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		StartTimeout:     o.StartTimeout,
 		Stderr:           said,
 		Logger:           o.Logger,
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize),
-			grpc.MaxCallSendMsgSize(sdk.MaxMessageSize),
-		), bufpool.DialOption()},
+		GRPCDialOptions:  wire.TLSDialOptions(),
 	})
 	p := &Process{binary: o.Binary, client: client}
 	fail := func(err error) (*Process, error) {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	"google.golang.org/grpc/codes"
 )
 
@@ -18,34 +18,44 @@ const maxFrame = 1 << 20
 // CloseWrite or Close.
 var ErrClosed = errors.New("stream closed")
 
-// frameStream is the half of a gRPC byte stream a Conn needs.
+// frameStream is the half of a gRPC byte stream a Conn needs. Its codec is
+// wire.Codec, which sends and receives *wire.Frame.
 type frameStream interface {
-	Send(*pluginv1.Frame) error
-	Recv() (*pluginv1.Frame, error)
+	SendMsg(m any) error
+	RecvMsg(m any) error
 }
 
 // streamConn is a Conn over one plugin-protocol Stream. One goroutine
 // receives frames and hands them to Read one at a time (so the client is
 // held back by flow control while the driver does not read); Write and
 // CloseWrite share a lock because gRPC allows one sender at a time.
+//
+// Besides Conn it is an io.WriterTo and an io.ReaderFrom, so io.Copy
+// between it and a connection moves each frame's bytes straight between the
+// connection and gRPC's buffers.
 type streamConn struct {
 	stream frameStream
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	frames  chan *pluginv1.Frame // closed when receiving ends
-	recvErr error                // why receiving ended; read after frames is closed
+	frames  chan *wire.Frame // closed when receiving ends
+	recvErr error            // why receiving ended; read after frames is closed
 
-	rbuf []byte // owned by the reading goroutine
-	rerr error  // likewise
+	cur  *wire.Frame // the frame Read is handing out; owned by the reading goroutine
+	rerr error       // likewise
 
 	closed  atomic.Bool
 	wmu     sync.Mutex
 	wclosed bool
 }
 
+var (
+	_ io.WriterTo   = (*streamConn)(nil)
+	_ io.ReaderFrom = (*streamConn)(nil)
+)
+
 func newStreamConn(ctx context.Context, stream frameStream) *streamConn {
-	c := &streamConn{stream: stream, frames: make(chan *pluginv1.Frame)}
+	c := &streamConn{stream: stream, frames: make(chan *wire.Frame)}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	go c.receive()
 	return c
@@ -54,24 +64,32 @@ func newStreamConn(ctx context.Context, stream frameStream) *streamConn {
 func (c *streamConn) receive() {
 	defer close(c.frames)
 	for {
-		f, err := c.stream.Recv()
-		if err != nil {
+		f := new(wire.Frame)
+		if err := c.stream.RecvMsg(f); err != nil {
 			c.recvErr = err
 			return
 		}
 		select {
 		case c.frames <- f:
 		case <-c.ctx.Done():
+			f.Free()
 			c.recvErr = ErrClosed
 			return
 		}
 	}
 }
 
-func (c *streamConn) Read(p []byte) (int, error) {
-	for len(c.rbuf) == 0 {
+// next makes c.cur a frame with unread data, or returns why there is none:
+// io.EOF after the client's GOAWAY or half-close, ErrClosed after Close or a
+// reset, or how the stream failed.
+func (c *streamConn) next() error {
+	for c.cur == nil || c.cur.Len() == 0 {
+		if c.cur != nil {
+			c.cur.Free()
+			c.cur = nil
+		}
 		if c.rerr != nil {
-			return 0, c.rerr
+			return c.rerr
 		}
 		select {
 		case f, ok := <-c.frames:
@@ -80,42 +98,103 @@ func (c *streamConn) Read(p []byte) (int, error) {
 				c.rerr = io.EOF
 			case !ok:
 				c.rerr = c.recvErr
-			case f.Kind == pluginv1.FrameKind_FRAME_KIND_DATA:
-				c.rbuf = f.Payload
-			case f.Kind == pluginv1.FrameKind_FRAME_KIND_GOAWAY:
+			case f.Kind() == wire.KindData:
+				c.cur = f
+			case f.Kind() == wire.KindGoaway:
+				f.Free()
 				c.rerr = io.EOF
-			case f.Kind == pluginv1.FrameKind_FRAME_KIND_RST_STREAM:
+			case f.Kind() == wire.KindRST:
+				f.Free()
 				c.rerr = ErrClosed
+			default:
+				f.Free() // PING and kinds this SDK does not know carry nothing
 			}
 		case <-c.ctx.Done():
 			c.rerr = ErrClosed
 		}
 	}
-	n := copy(p, c.rbuf)
-	c.rbuf = c.rbuf[n:]
-	return n, nil
+	return nil
+}
+
+func (c *streamConn) Read(p []byte) (int, error) {
+	if err := c.next(); err != nil {
+		return 0, err
+	}
+	return c.cur.Read(p)
+}
+
+// WriteTo writes the client's data to w until the client half-closes (and
+// returns nil then) or the stream or w fails.
+func (c *streamConn) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if err := c.next(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return total, nil
+			}
+			return total, err
+		}
+		n, err := c.cur.WriteTo(w)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // Write sends p; an empty p is sent as one empty frame (a zero-length
 // datagram, say).
 func (c *streamConn) Write(p []byte) (int, error) {
-	if c.closed.Load() {
-		return 0, ErrClosed
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.wclosed {
-		return 0, ErrClosed
-	}
 	n := 0
 	for first := true; first || n < len(p); first = false {
 		end := min(len(p), n+maxFrame)
-		if err := c.stream.Send(&pluginv1.Frame{Payload: p[n:end]}); err != nil {
+		if err := c.send(wire.Data(p[n:end])); err != nil {
 			return n, err
 		}
 		n = end
 	}
 	return n, nil
+}
+
+// ReadFrom sends what it reads from r, each read as one frame, until r's
+// EOF (and returns nil then; it does not half-close) or r or the stream
+// fails.
+func (c *streamConn) ReadFrom(r io.Reader) (int64, error) {
+	fr := wire.NewFrameReader(r)
+	var total int64
+	for {
+		if c.closed.Load() {
+			return total, ErrClosed
+		}
+		f, err := fr.Next()
+		if f != nil {
+			n := f.Len()
+			if serr := c.send(f); serr != nil {
+				return total, serr
+			}
+			total += int64(n)
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// send sends f, which it consumes.
+func (c *streamConn) send(f *wire.Frame) error {
+	defer f.Free()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed {
+		return ErrClosed
+	}
+	return c.stream.SendMsg(f)
 }
 
 func (c *streamConn) CloseWrite() error {
@@ -125,7 +204,7 @@ func (c *streamConn) CloseWrite() error {
 		return nil
 	}
 	c.wclosed = true
-	return c.stream.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_GOAWAY})
+	return c.stream.SendMsg(wire.Control(wire.KindGoaway))
 }
 
 // Close ends the stream in both directions at once: a Read in progress

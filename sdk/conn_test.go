@@ -1,28 +1,50 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 	"time"
 
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 )
 
-// pipeStream is a frameStream whose Recv serves frames from a channel.
+// pipeStream is a frameStream whose RecvMsg serves frames from a channel.
+// Frames cross it encoded by wire.Codec, as they cross gRPC.
 type pipeStream struct {
 	in   chan *pluginv1.Frame
 	sent []*pluginv1.Frame
 }
 
-func (p *pipeStream) Send(f *pluginv1.Frame) error { p.sent = append(p.sent, f); return nil }
-func (p *pipeStream) Recv() (*pluginv1.Frame, error) {
+func (p *pipeStream) SendMsg(m any) error {
+	f := new(pluginv1.Frame)
+	if err := recode(m, f); err != nil {
+		return err
+	}
+	p.sent = append(p.sent, f)
+	return nil
+}
+
+func (p *pipeStream) RecvMsg(m any) error {
 	f, ok := <-p.in
 	if !ok {
-		return nil, io.EOF
+		return io.EOF
 	}
-	return f, nil
+	return recode(f, m)
+}
+
+// recode encodes from and decodes the encoding into to.
+func recode(from, to any) error {
+	data, err := wire.Codec.Marshal(from)
+	if err != nil {
+		return err
+	}
+	defer data.Free()
+	return wire.Codec.Unmarshal(data, to)
 }
 
 func TestConnCloseUnblocksRead(t *testing.T) {
@@ -86,4 +108,50 @@ func TestErrorf(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || err.Error() != "board 10.0.0.7:5000 does not answer" || Code(err).String() != "Unavailable" {
 		t.Errorf("Errorf: %v (%v)", err, Code(err))
 	}
+}
+
+func TestConnCopiesFrames(t *testing.T) {
+	// io.Copy out of a Conn (its WriteTo) hands over every DATA frame and
+	// stops at GOAWAY.
+	ps := &pipeStream{in: make(chan *pluginv1.Frame, 4)}
+	ps.in <- &pluginv1.Frame{Payload: []byte("abc")}
+	ps.in <- &pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_PING}
+	ps.in <- &pluginv1.Frame{Payload: []byte("def")}
+	ps.in <- &pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_GOAWAY}
+	c := newStreamConn(context.Background(), ps)
+	defer c.Close()
+	var out bytes.Buffer
+	// A Read first leaves part of a frame for WriteTo.
+	p := make([]byte, 1)
+	if _, err := c.Read(p); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(&out, c); err != nil || n != 5 || string(p)+out.String() != "abcdef" {
+		t.Errorf("copied %d bytes %q, %v; want \"bcdef\"", n, out.String(), err)
+	}
+
+	// io.Copy into a Conn (its ReadFrom) sends each read as one frame, and
+	// does not half-close.
+	data := bytes.Repeat([]byte("0123456789abcdef"), 100<<10/16)
+	if n, err := c.ReadFrom(iotest.OneByteReader(bytes.NewReader(data[:3]))); err != nil || n != 3 {
+		t.Fatalf("ReadFrom one byte at a time: %d, %v", n, err)
+	}
+	if n, err := c.ReadFrom(bytes.NewReader(data)); err != nil || n != int64(len(data)) {
+		t.Fatalf("ReadFrom: %d, %v", n, err)
+	}
+	var got []byte
+	for i, f := range ps.sent {
+		if f.Kind != pluginv1.FrameKind_FRAME_KIND_DATA || (i < 3 && len(f.Payload) != 1) {
+			t.Fatalf("frame %d: kind %v, %d bytes", i, f.Kind, len(f.Payload))
+		}
+		got = append(got, f.Payload...)
+	}
+	if !bytes.Equal(got, append(data[:3:3], data...)) {
+		t.Errorf("the frames sent carry %d bytes that differ from the %d read", len(got), len(data)+3)
+	}
+	c.Close()
+	if _, err := c.ReadFrom(bytes.NewReader(data)); !errors.Is(err, ErrClosed) {
+		t.Errorf("ReadFrom after Close: %v, want ErrClosed", err)
+	}
+	close(ps.in)
 }

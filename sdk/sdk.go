@@ -18,6 +18,7 @@ package sdk
 
 import (
 	plugin "github.com/hashicorp/go-plugin"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 )
 
 // Version is the version of this SDK. Plugins report it to the exporter.
@@ -49,4 +50,4 @@ var Handshake = plugin.HandshakeConfig{
 
 // MaxMessageSize is the largest gRPC message either side of the plugin
 // protocol accepts (the gRPC default of 4 MiB is too small for uploads).
-const MaxMessageSize = 64 << 20
+const MaxMessageSize = wire.MaxMessageSize

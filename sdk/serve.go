@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
-	"github.com/jumpwire-dev/jumpwire/internal/bufpool"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"google.golang.org/grpc"
 )
@@ -50,11 +50,8 @@ func Serve(p Plugin) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &grpcPlugin{srv: srv}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts,
-				grpc.MaxRecvMsgSize(MaxMessageSize),
-				grpc.MaxSendMsgSize(MaxMessageSize),
-				bufpool.ServerOption(),
-			)...)
+			// The exporter always asks for AutoMTLS.
+			return grpc.NewServer(append(opts, wire.TLSServerOptions()...)...)
 		},
 		Logger: logger,
 	})

@@ -6,7 +6,9 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -36,8 +38,13 @@ type server struct {
 	describe *pluginv1.DescribeResponse
 }
 
+// ServerOptions are the options of a gRPC server that serves [NewServer]:
+// byte streams need its codec, which hands frames over without copying them.
+func ServerOptions() []grpc.ServerOption { return wire.ServerOptions() }
+
 // NewServer returns the plugin-protocol server for p, for harnesses that serve
-// it on their own gRPC server (such as sdktest). Plugin binaries call [Serve].
+// it on their own gRPC server (such as sdktest), which must be made with
+// [ServerOptions]. Plugin binaries call [Serve].
 func NewServer(p Plugin, logger hclog.Logger) (pluginv1.DriverServer, error) {
 	return newServer(p, logger)
 }

@@ -206,12 +206,14 @@ func (n *Network) dial(ctx context.Context) (net.Conn, error) {
 	return nil, kindErrorf(sdk.ErrUnavailable, "cannot connect to %s: %v", n.url(), cause(err))
 }
 
-// cause strips the operation and addresses a *net.OpError repeats, which our
-// messages already name: "connect: connection refused".
+// cause strips the operations and addresses *net.OpErrors repeat, which our
+// messages already name: "connect: connection refused". An error can be
+// wrapped twice ("writeto" around "read" when io.Copy used the connection's
+// WriteTo).
 func cause(err error) error {
 	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err
+	for errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
 	}
 	return err
 }

@@ -10,10 +10,6 @@ import (
 	"github.com/jumpwire-dev/jumpwire/sdk"
 )
 
-// bufSize is the most one read moves: one frame to the client. Small frames
-// cost throughput (see DESIGN.md), so it is well above 32 KiB.
-const bufSize = 256 << 10
-
 // maxDatagram is the largest UDP payload (IPv6 without jumbograms; IPv4's is
 // smaller and enforced by the kernel).
 const maxDatagram = 65527
@@ -99,46 +95,37 @@ func (n *Network) failed(ctx context.Context, err error, up <-chan error) error 
 }
 
 // copyUp copies the client's bytes to the target; at the client's half-close
-// it shuts down the connection's write side.
+// it shuts down the connection's write side. io.Copy hands each frame's
+// buffers to the connection as they arrived (the SDK's Conn is an
+// io.WriterTo), so the bytes are not copied on the way.
 func (n *Network) copyUp(conn sdk.Conn, c halfCloser) error {
-	buf := make([]byte, bufSize)
-	for {
-		nr, err := conn.Read(buf)
-		if nr > 0 {
-			if _, werr := c.Write(buf[:nr]); werr != nil {
-				return n.ioError(werr)
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			if werr := c.CloseWrite(); werr != nil {
-				return n.ioError(werr)
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	if _, err := io.Copy(c, conn); err != nil {
+		return n.targetError(err)
 	}
+	if err := c.CloseWrite(); err != nil {
+		return n.ioError(err)
+	}
+	return nil
 }
 
 // copyDown copies the target's bytes to the client; at the target's end of
-// data it tells the client no more follows.
+// data it tells the client no more follows. Each read of the connection
+// goes out as one frame, from the buffer it was read into (the SDK's Conn
+// is an io.ReaderFrom).
 func (n *Network) copyDown(c net.Conn, conn sdk.Conn) error {
-	buf := make([]byte, bufSize)
-	for {
-		nr, err := c.Read(buf)
-		if nr > 0 {
-			if _, werr := conn.Write(buf[:nr]); werr != nil {
-				return werr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return conn.CloseWrite()
-		}
-		if err != nil {
-			return n.ioError(err)
-		}
+	if _, err := io.Copy(conn, c); err != nil {
+		return n.targetError(err)
 	}
+	return conn.CloseWrite()
+}
+
+// targetError explains err when the target's connection failed (a
+// *net.OpError) and returns the stream's own errors as they are.
+func (n *Network) targetError(err error) error {
+	if op := (*net.OpError)(nil); errors.As(err, &op) {
+		return n.ioError(err)
+	}
+	return err
 }
 
 // sendDatagrams sends each frame from the client as one datagram. A frame

@@ -1,22 +1,13 @@
-// Package bufpool is the buffer pool every gRPC hop of jumpwire uses.
-//
-// grpc-go's default pool has coarse tiers (a 33 KiB message takes a 1 MiB
-// buffer) and clears the whole capacity of a reused buffer, so byte streams
-// framed just over 32 KiB spent most of their CPU zeroing memory (see
-// docs/PERFORMANCE.md). This pool has a tier for every power of two, so a
-// buffer is at most twice the size asked for, and does not clear reused
-// buffers: gRPC fills every byte of a buffer it gets before it reads it
-// (it decodes into buffers it has just read from the connection, and
-// encodes into buffers it then writes out in full), and the buffers never
-// leave the process.
-package bufpool
+// Package wire is how bytes move on every gRPC hop of jumpwire: client to
+// exporter, exporter to plugin. It holds the buffer pool, the codec and the
+// transport settings all hops share, and [Frame], a byte-stream frame kept
+// in gRPC's own buffers so that it crosses a hop without being copied.
+package wire
 
 import (
 	"math/bits"
 	"sync"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 )
 
@@ -25,6 +16,17 @@ import (
 const maxTier = 24 // 16 MiB
 
 // Pool is a gRPC buffer pool (mem.BufferPool).
+//
+// grpc-go's default pool has coarse tiers (a 33 KiB message takes a 1 MiB
+// buffer) and clears the whole capacity of a reused buffer, so byte streams
+// framed just over 32 KiB spent most of their CPU zeroing memory (see
+// docs/PERFORMANCE.md). This pool has a tier for every power of two, so a
+// buffer is at most twice the size asked for, and does not clear reused
+// buffers: whoever gets a buffer fills the part it uses before reading it
+// (gRPC decodes into buffers it has just read from the connection and
+// encodes into buffers it then writes out in full; a [Frame] is read into a
+// buffer and keeps only what was read), and the buffers never leave the
+// process.
 type Pool struct {
 	tiers [maxTier + 1]sync.Pool
 }
@@ -64,9 +66,3 @@ func (p *Pool) Put(b *[]byte) {
 
 // Shared is the pool every hop uses.
 var Shared = &Pool{}
-
-// ServerOption makes a gRPC server use the shared pool.
-func ServerOption() grpc.ServerOption { return experimental.BufferPool(Shared) }
-
-// DialOption makes a gRPC client use the shared pool.
-func DialOption() grpc.DialOption { return experimental.WithBufferPool(Shared) }

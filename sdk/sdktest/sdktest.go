@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
 	"google.golang.org/grpc"
@@ -64,11 +65,11 @@ func serve(p sdk.Plugin, logger hclog.Logger, dir string) (rpc pluginv1.DriverCl
 	if err != nil {
 		return nil, nil, err
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize))
+	gs := grpc.NewServer(sdk.ServerOptions()...)
 	pluginv1.RegisterDriverServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("unix://"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize)))
+	conn, err := grpc.NewClient("unix://"+lis.Addr().String(),
+		append(wire.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		gs.Stop()
 		return nil, nil, err
