@@ -16,6 +16,10 @@ import (
 // Read returns io.EOF once the client half-closed; Write blocks while the
 // client does not keep up (backpressure); CloseWrite tells the client no more
 // data follows; Close ends the stream in both directions.
+//
+// The Conn the SDK passes is also an io.WriterTo and an io.ReaderFrom:
+// io.Copy to or from another connection moves the bytes without copying
+// them in between. Its ReadFrom does not half-close; call CloseWrite after.
 type Conn interface {
 	Read(p []byte) (int, error)
 	Write(p []byte) (int, error)
