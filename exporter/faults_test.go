@@ -390,13 +390,27 @@ func TestFaults(t *testing.T) {
 
 	t.Run("out of memory without a cgroup", func(t *testing.T) {
 		// Under an address-space limit (RLIMIT_AS) allocation fails instead:
-		// the Go runtime dies with "fatal error: runtime: out of memory",
-		// exit status 2.
+		// the Go runtime dies with "fatal error: out of memory", exit status
+		// 2, and the message quotes it.
 		defer keepCalling(t, c, rig.steady)()
 		before := rig.snapshot(t)
 		_, err := call(t, c, faulty, "oom")
-		wantStatus(t, "oom", err, codes.Unavailable, "driver faulty (faulty) exited with status 2")
+		wantStatus(t, "oom", err, codes.Unavailable, "driver faulty (faulty) exited with status 2: fatal error: out of memory")
 		rig.recovered(t, before, true)
+	})
+
+	t.Run("panic outside any call", func(t *testing.T) {
+		// A panic in a goroutine of the driver's own ends the process; the
+		// first line of Go's report on stderr says why.
+		defer keepCalling(t, c, rig.steady)()
+		before := rig.snapshot(t)
+		_, err := call(t, c, faulty, "crash", structpb.NewStringValue("wild goroutine"))
+		const crashed = "exited with status 2: panic: wild goroutine"
+		wantStatus(t, "crash", err, codes.Unavailable, "driver faulty (faulty) "+crashed)
+		rig.recovered(t, before, true)
+		if h, _ := rig.health(t); h.lastExit != crashed {
+			t.Errorf("last exit %q, want %q", h.lastExit, crashed)
+		}
 	})
 
 	t.Run("deadline exceeded", func(t *testing.T) {

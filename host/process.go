@@ -35,6 +35,7 @@ type Process struct {
 	binary string
 	client *plugin.Client
 	runner *processRunner
+	said   *stderrTail
 	rpc    pluginv1.DriverClient
 	info   *pluginv1.DescribeResponse
 
@@ -79,7 +80,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		Logger:           o.Logger,
 		GRPCDialOptions:  wire.TLSDialOptions(),
 	})
-	p := &Process{binary: o.Binary, client: client}
+	p := &Process{binary: o.Binary, client: client, said: said}
 	fail := func(err error) (*Process, error) {
 		p.kill()
 		return nil, err
@@ -154,8 +155,29 @@ func (p *Process) Pid() int { return p.runner.pid }
 func (p *Process) Exited() <-chan struct{} { return p.runner.exited }
 
 // ExitReason says how the process ended: "exited with status 3", "was killed
-// by SIGKILL", or "still running".
-func (p *Process) ExitReason() string { return p.runner.exitReason() }
+// by SIGKILL", or "still running". A Go plugin that crashed is quoted: "exited
+// with status 2: panic: assignment to entry in nil map".
+func (p *Process) ExitReason() string {
+	reason := p.runner.exitReason()
+	select {
+	case <-p.runner.exited:
+	default:
+		return reason
+	}
+	// The report of a crash may still be on its way through the pipe.
+	select {
+	case <-p.runner.stderrDone:
+	case <-time.After(stderrGrace):
+	}
+	if words := p.said.crashWords(); words != "" {
+		reason += ": " + words
+	}
+	return reason
+}
+
+// stderrGrace bounds the wait for a dead plugin's last stderr lines; it
+// matters only when a child of the plugin still holds its stderr open.
+const stderrGrace = 200 * time.Millisecond
 
 // RPC is the plugin-protocol client of the process.
 func (p *Process) RPC() pluginv1.DriverClient { return p.rpc }

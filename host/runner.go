@@ -36,6 +36,10 @@ type processRunner struct {
 	waited   chan struct{} // closed once cmd.Wait has returned
 	exitErr  error         // cmd.Wait's answer; valid once waited is closed
 	status   *os.File      // /proc/PID/status, to see a kill before the exit; nil if unreadable
+
+	// stderrDone is closed once go-plugin has read all of the plugin's
+	// stderr: the process and any child that shared its stderr are gone.
+	stderrDone chan struct{}
 }
 
 var _ runner.Runner = (*processRunner)(nil) // Interface guard
@@ -56,8 +60,26 @@ func newProcessRunner(binary string, env []string) (*processRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &processRunner{cmd: cmd, stdout: stdout, stderr: stderr,
-		exited: make(chan struct{}), waited: make(chan struct{})}, nil
+	r := &processRunner{cmd: cmd, stdout: stdout,
+		exited: make(chan struct{}), waited: make(chan struct{}), stderrDone: make(chan struct{})}
+	r.stderr = &endReader{ReadCloser: stderr, end: r.stderrDone}
+	return r, nil
+}
+
+// endReader closes end when its reader reports the end of its data or
+// fails.
+type endReader struct {
+	io.ReadCloser
+	end  chan struct{}
+	once sync.Once
+}
+
+func (r *endReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil {
+		r.once.Do(func() { close(r.end) })
+	}
+	return n, err
 }
 
 // The parent-death signal fires when the thread that started the child exits,
@@ -230,13 +252,19 @@ func (r *processRunner) exitReason() string {
 }
 
 // stderrTail keeps the end of what a plugin wrote to stderr, so that a
-// plugin that cannot start can be quoted saying why.
+// plugin that cannot start can be quoted saying why, and the first line of
+// a Go panic or fatal error, so that a plugin that crashes can be too.
 type stderrTail struct {
-	mu  sync.Mutex
-	buf []byte
+	mu    sync.Mutex
+	buf   []byte
+	line  []byte // the line being written, up to maxLine bytes
+	crash string // the first line of a panic or fatal error, once seen
 }
 
-const stderrTailSize = 4 << 10
+const (
+	stderrTailSize = 4 << 10
+	maxLine        = 1 << 10
+)
 
 func (t *stderrTail) Write(p []byte) (int, error) {
 	t.mu.Lock()
@@ -245,7 +273,34 @@ func (t *stderrTail) Write(p []byte) (int, error) {
 	if over := len(t.buf) - stderrTailSize; over > 0 {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
 	}
+	// A stack trace can be far longer than the tail, so the line that
+	// starts it is kept apart as it goes by.
+	for rest := p; t.crash == "" && len(rest) > 0; {
+		chunk, after, complete := bytes.Cut(rest, []byte{'\n'})
+		t.line = append(t.line, chunk[:min(len(chunk), maxLine-len(t.line))]...)
+		rest = after
+		if !complete {
+			break
+		}
+		if line := strings.TrimSpace(string(t.line)); isCrashLine(line) {
+			t.crash = cut(line)
+		}
+		t.line = t.line[:0]
+	}
 	return len(p), nil
+}
+
+// isCrashLine reports whether line starts the Go runtime's report of a crash.
+func isCrashLine(line string) bool {
+	return strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")
+}
+
+// crashWords returns the first line of a Go panic or fatal error the plugin
+// wrote ("panic: index out of range"), or "".
+func (t *stderrTail) crashWords() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.crash
 }
 
 // lastWords returns the line that best explains an exit: the first line of
@@ -258,7 +313,7 @@ func (t *stderrTail) lastWords() string {
 	for line := range strings.Lines(string(t.buf)) {
 		line = strings.TrimSpace(line)
 		switch {
-		case strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: "):
+		case isCrashLine(line):
 			return cut(line)
 		case line != "" && !strings.HasPrefix(line, "{"):
 			last = line

@@ -54,6 +54,7 @@ func (f *Faulty) Exports() []sdk.Method {
 	return []sdk.Method{
 		sdk.Export("ok", f.OK, "Return \"ok\""),
 		sdk.Export("panic", f.Panic, "Panic with msg"),
+		sdk.Export("crash", f.Crash, "Panic with msg in a goroutine of the driver's own, which ends the process"),
 		sdk.Export("exit", f.Exit, "Exit the plugin process with code"),
 		sdk.Export("sleep", f.Sleep, "Sleep for seconds, or until the call is cancelled"),
 		sdk.Export("spawn", f.Spawn, "Start a child process that sleeps; return its pid"),
@@ -71,6 +72,14 @@ func (f *Faulty) OK(context.Context) (string, error) { return "ok", nil }
 
 // Panic panics with msg.
 func (f *Faulty) Panic(_ context.Context, msg string) error { panic(msg) }
+
+// Crash panics with msg outside any call, where the SDK cannot recover it:
+// the process dies as a Go program does, with a stack trace on stderr.
+func (f *Faulty) Crash(ctx context.Context, msg string) error {
+	go func() { panic(msg) }()
+	<-ctx.Done()
+	return ctx.Err()
+}
 
 // Exit ends the process with code, as a crashing driver would.
 func (f *Faulty) Exit(_ context.Context, code int) error {
