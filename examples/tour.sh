@@ -31,8 +31,8 @@ step jw power read
 step jw dut power read
 step jw power off
 step jw status
-# The console stream lasts until the client goes away: give it two seconds.
-step sh -c "printf \"root\\runame -a\\r\" | timeout 2 jw pipe dut.serial || true"
+# A serial stream lasts until the client goes away: end it after a second of quiet.
+step sh -c "printf \"root\\runame -a\\r\" | jw pipe --idle 1s dut.serial"
 step sh -c "printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | jw pipe dut.web"
 '
 if [ -t 0 ] && [ -t 1 ]; then

@@ -59,7 +59,7 @@ func terminalIn(cmd *cobra.Command) (int, bool) {
 func console(cmd *cobra.Command, c *client.Client, d *client.Driver, method string) error {
 	fd, ok := terminalIn(cmd)
 	if !ok {
-		return pipe(cmd, c, d, method)
+		return pipe(cmd, c, d, method, 0)
 	}
 	// In raw mode the terminal sends no signals for Ctrl-C; these come from elsewhere (kill, a
 	// closed terminal). Each ends the session so that the terminal is restored.

@@ -28,6 +28,8 @@ type stdioConn struct {
 
 	pending  []byte
 	detached bool
+
+	moved func() // when not nil, called whenever data moves either way
 }
 
 // newStdioConn starts reading in. esc, when not nil, watches the input for the escape sequence:
@@ -70,6 +72,9 @@ func (c *stdioConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.pending)
 	c.pending = c.pending[n:]
+	if c.moved != nil {
+		c.moved()
+	}
 	return n, nil
 }
 
@@ -107,7 +112,12 @@ func (c *stdioConn) next() error {
 }
 
 // Write writes to out.
-func (c *stdioConn) Write(p []byte) (int, error) { return c.out.Write(p) }
+func (c *stdioConn) Write(p []byte) (int, error) {
+	if c.moved != nil && len(p) > 0 {
+		c.moved()
+	}
+	return c.out.Write(p)
+}
 
 // CloseWrite is called when the device will send nothing more: jw stops reading its input, so
 // that it exits rather than wait for input nobody needs.

@@ -20,7 +20,7 @@ import (
 
 // streamLab is the lab (whose serial.connect echoes) plus a driver "bytes": "emit" sends
 // "hello world" and ends the stream without reading; "die" sends "partial" and fails as a driver
-// that was killed.
+// that was killed; "endless" echoes and, as a serial port, never ends the stream itself.
 func streamLab() *fakeexporter.Exporter {
 	fake := fakeexporter.Lab()
 	fake.Root.Children = append(fake.Root.Children, &fakeexporter.Driver{
@@ -29,6 +29,18 @@ func streamLab() *fakeexporter.Exporter {
 			{Name: "emit", Kind: "stream", Connect: fakeexporter.Emit([]byte("hello "), nil, []byte("world"))},
 			{Name: "die", Kind: "stream", Connect: fakeexporter.FailAfter([]byte("partial"),
 				status.Error(codes.Unavailable, `driver "bytes" exited (signal: killed)`))},
+			{Name: "endless", Kind: "stream", Connect: func(ctx context.Context, c *fakeexporter.StreamConn) error {
+				for {
+					p, err := c.Recv()
+					if err != nil {
+						<-ctx.Done() // after the client's half-close too
+						return ctx.Err()
+					}
+					if err := c.Send(p); err != nil {
+						return err
+					}
+				}
+			}},
 		},
 	})
 	return fake
@@ -124,6 +136,23 @@ func TestPipe(t *testing.T) {
 		jwIn(t, sock, pr, "pipe", "bytes", "die").check(t, "partial",
 			"jw: bytes.die: unavailable: driver \"bytes\" exited (signal: killed)\n", 1)
 	})
+	t.Run("idle ends a stream that never ends", func(t *testing.T) {
+		jwIn(t, sock, strings.NewReader("ping"), "pipe", "--idle", "300ms", "bytes", "endless").check(t, "ping", "", 0)
+	})
+	t.Run("idle counts data from the driver", func(t *testing.T) {
+		// stdin sends a byte every 100ms for a second: never 300ms idle.
+		pr, pw := io.Pipe()
+		go func() {
+			defer pw.Close()
+			for range 10 {
+				time.Sleep(100 * time.Millisecond)
+				if _, err := pw.Write([]byte(".")); err != nil {
+					return
+				}
+			}
+		}()
+		jwIn(t, sock, pr, "pipe", "--idle", "300ms", "bytes", "endless").check(t, "..........", "", 0)
+	})
 	t.Run("short form", func(t *testing.T) {
 		jwIn(t, sock, strings.NewReader("short\n"), "serial", "connect").check(t, "short\n", "", 0)
 	})
@@ -145,10 +174,11 @@ func TestPipeErrors(t *testing.T) {
 	}{
 		{"no byte stream", []string{"pipe", "power"}, `jw: unknown method "connect" for power; methods: off, on, read`},
 		{"not a byte stream", []string{"pipe", "power", "on"}, `jw: power.on is not a byte stream (call it with "jw call"); it has none`},
-		{"unknown method", []string{"pipe", "bytes", "nope"}, `jw: unknown method "nope" for bytes; byte streams: die, emit`},
+		{"unknown method", []string{"pipe", "bytes", "nope"}, `jw: unknown method "nope" for bytes; byte streams: die, emit, endless`},
 		{"console on a unary method", []string{"console", "serial", "--method", "set_dtr"},
 			`jw: serial.set_dtr is not a byte stream (call it with "jw call"); byte streams: connect`},
 		{"unknown driver", []string{"pipe", "dut.uart"}, `jw: no such driver "uart" in dut; drivers: power`},
+		{"negative idle", []string{"pipe", "--idle", "-1s", "serial"}, `jw: --idle -1s: a duration cannot be negative`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
