@@ -243,6 +243,14 @@ func (s *Stream) nextFrame() (*wire.Frame, error) {
 // Close it returns ErrStreamClosed; when the exporter has ended the stream it returns why (or
 // ErrStreamEnded while the reason is still behind unread data).
 func (s *Stream) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if s.writeClosed || s.isClosed() {
+			return 0, fmt.Errorf("%s: write: %w", s.op, ErrStreamClosed)
+		}
+		return 0, nil
+	}
 	n := 0
 	for n < len(p) {
 		chunk := p[n:min(len(p), n+MaxFrameSize)]
