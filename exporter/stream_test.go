@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/ptypair"
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -237,5 +240,43 @@ func TestBadStreamRequests(t *testing.T) {
 		if st.Code() != tt.code || !strings.Contains(st.Message(), tt.msg) {
 			t.Errorf("header %s: got %v %q, want %v containing %q", tt.header, st.Code(), st.Message(), tt.code, tt.msg)
 		}
+	}
+}
+
+// TestRouterDriverWithoutSDK streams through a driver that uses grpc-go's
+// own protobuf codec, as a driver in another language would, from a client
+// that does too: the exporter relays their frames as they are encoded, so
+// both must read them. The payload is large enough to arrive in many HTTP/2
+// frames, and the frames come in every size.
+func TestRouterDriverWithoutSDK(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Link(testbin.Build(t, "./internal/testplugins/plainproto"), filepath.Join(dir, "jumpwire-driver-plain")); err != nil {
+		t.Fatal(err)
+	}
+	rx := start(t, header+"export:\n  plain:\n    type: plain\n", nil, func(o *exporter.Options) {
+		o.PluginDirs = append(o.PluginDirs, dir)
+	})
+	s := open(t, rx.r, uuidOf(t, rx.c, "plain"), "upper")
+	payload := bytes.Repeat([]byte("jumpwire "), 400_000) // 3.6 MB
+	sent := make(chan error, 1)
+	go func() {
+		for off, size := 0, 1; off < len(payload); off, size = off+size, size*3 {
+			chunk := payload[off:min(off+size, len(payload))]
+			if err := s.Send(&jumpstarterv1.StreamRequest{Payload: chunk}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- s.Send(&jumpstarterv1.StreamRequest{FrameType: jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY})
+	}()
+	got, err := readAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bytes.ToUpper(payload)) {
+		t.Fatalf("got %d bytes back that are not the %d sent in upper case", len(got), len(payload))
 	}
 }
