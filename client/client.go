@@ -108,7 +108,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	}
 	_ = probe.Close()
 
-	dialOpts := append(append(wire.DialOptions(),
+	dialOpts := append(append(wire.DialOptions(wire.Unix),
 		grpc.WithTransportCredentials(insecure.NewCredentials())), o.dialOptions...)
 	conn, err := grpc.NewClient("unix://"+abs, dialOpts...)
 	if err != nil {

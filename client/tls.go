@@ -227,9 +227,9 @@ func dialTCP(ctx context.Context, target, hostport string, o *options) (*Client,
 		_ = probe.Close()
 	}
 
-	dialOpts := append(wire.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dialOpts := append(wire.DialOptions(wire.TCP), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if cfg != nil {
-		dialOpts = append(wire.TLSDialOptions(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		dialOpts = append(wire.DialOptions(wire.TLS), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	}
 	if o.passphrase != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(passphraseCreds{*o.passphrase, !o.insecure}))

@@ -49,7 +49,7 @@ func (e *Exporter) runHook(ctx context.Context, kind hookKind, h *config.Hook) e
 	if err != nil {
 		return err
 	}
-	srv := e.newServer(lis)
+	srv := e.newServer(lis, false)
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
 

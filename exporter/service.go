@@ -36,8 +36,7 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 	}
 	var sopts []grpc.ServerOption
 	if o.tls != nil {
-		// No gRPC read buffer in front of TLS's own (wire.TLSServerOptions).
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.tls)), grpc.ReadBufferSize(0))
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.tls)))
 	}
 	if o.passphrase != nil {
 		if *o.passphrase == "" {
@@ -47,7 +46,7 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
 	}
 
-	srv := e.newServer(lis, sopts...)
+	srv := e.newServer(lis, o.tls != nil, sopts...)
 	stop := context.AfterFunc(ctx, srv.Stop)
 	defer stop()
 	fatal := make(chan error, 1)
@@ -72,11 +71,19 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 	return err
 }
 
-// newServer is the gRPC server of the exporter's services for lis, with
-// the message limits and buffer pool every hop uses, and the admin service
-// when lis is a unix socket.
-func (e *Exporter) newServer(lis net.Listener, opts ...grpc.ServerOption) *grpc.Server {
-	srv := grpc.NewServer(append(wire.ServerOptions(), opts...)...)
+// newServer is the gRPC server of the exporter's services for lis (under
+// TLS when tls is set), with the codec, pool and limits every hop uses and
+// the transport settings of its link, and the admin service when lis is a
+// unix socket.
+func (e *Exporter) newServer(lis net.Listener, tls bool, opts ...grpc.ServerOption) *grpc.Server {
+	link := wire.TCP
+	if lis.Addr().Network() == "unix" {
+		link |= wire.Unix
+	}
+	if tls {
+		link |= wire.TLS
+	}
+	srv := grpc.NewServer(append(wire.ServerOptions(link), opts...)...)
 	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
 	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
 	e.registerAdmin(srv, lis)

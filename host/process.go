@@ -78,7 +78,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		StartTimeout:     o.StartTimeout,
 		Stderr:           said,
 		Logger:           o.Logger,
-		GRPCDialOptions:  wire.TLSDialOptions(),
+		GRPCDialOptions:  wire.DialOptions(wire.Unix | wire.TLS), // AutoMTLS on a unix socket
 	})
 	p := &Process{binary: o.Binary, client: client, said: said}
 	fail := func(err error) (*Process, error) {

@@ -50,8 +50,9 @@ func Serve(p Plugin) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &grpcPlugin{srv: srv}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			// The exporter always asks for AutoMTLS.
-			return grpc.NewServer(append(opts, wire.TLSServerOptions()...)...)
+			// The exporter always asks for AutoMTLS; go-plugin serves on a
+			// unix socket.
+			return grpc.NewServer(append(opts, wire.ServerOptions(wire.Unix|wire.TLS)...)...)
 		},
 		Logger: logger,
 	})

@@ -38,9 +38,10 @@ type server struct {
 	describe *pluginv1.DescribeResponse
 }
 
-// ServerOptions are the options of a gRPC server that serves [NewServer]:
-// byte streams need its codec, which hands frames over without copying them.
-func ServerOptions() []grpc.ServerOption { return wire.ServerOptions() }
+// ServerOptions are the options of a gRPC server on a unix socket that
+// serves [NewServer]: byte streams need its codec, which hands frames over
+// without copying them.
+func ServerOptions() []grpc.ServerOption { return wire.ServerOptions(wire.Unix) }
 
 // NewServer returns the plugin-protocol server for p, for harnesses that serve
 // it on their own gRPC server (such as sdktest), which must be made with

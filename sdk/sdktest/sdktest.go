@@ -69,7 +69,7 @@ func serve(p sdk.Plugin, logger hclog.Logger, dir string) (rpc pluginv1.DriverCl
 	pluginv1.RegisterDriverServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("unix://"+lis.Addr().String(),
-		append(wire.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		append(wire.DialOptions(wire.Unix), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		gs.Stop()
 		return nil, nil, err
