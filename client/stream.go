@@ -246,10 +246,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
-		if s.writeClosed || s.isClosed() {
-			return 0, fmt.Errorf("%s: write: %w", s.op, ErrStreamClosed)
-		}
-		return 0, nil
+		return 0, s.writeClosedErr()
 	}
 	n := 0
 	for n < len(p) {
@@ -267,11 +264,20 @@ func (s *Stream) send(f *wire.Frame) error {
 	defer f.Free()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.writeClosed || s.isClosed() {
-		return fmt.Errorf("%s: write: %w", s.op, ErrStreamClosed)
+	if err := s.writeClosedErr(); err != nil {
+		return err
 	}
 	if err := s.rpc.SendMsg(f); err != nil {
 		return s.sendError(err)
+	}
+	return nil
+}
+
+// writeClosedErr is what a write gets after CloseWrite or Close (ErrStreamClosed), nil before.
+// The caller holds wmu.
+func (s *Stream) writeClosedErr() error {
+	if s.writeClosed || s.isClosed() {
+		return fmt.Errorf("%s: write: %w", s.op, ErrStreamClosed)
 	}
 	return nil
 }

@@ -3,12 +3,10 @@ package exporter
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
 	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,14 +16,6 @@ import (
 type admin struct {
 	adminv1.UnimplementedAdminServer
 	e *Exporter
-}
-
-// registerAdmin serves the admin service on srv when lis is a unix socket
-// (whose 0600 mode keeps it to the operator); never over TCP.
-func (e *Exporter) registerAdmin(srv *grpc.Server, lis net.Listener) {
-	if lis.Addr().Network() == "unix" {
-		adminv1.RegisterAdminServer(srv, &admin{e: e})
-	}
 }
 
 func (a *admin) Reload(ctx context.Context, _ *adminv1.ReloadRequest) (*adminv1.ReloadResponse, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/internal/wire"
+	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/session"
@@ -86,7 +87,11 @@ func (e *Exporter) newServer(lis net.Listener, tls bool, opts ...grpc.ServerOpti
 	srv := grpc.NewServer(append(wire.ServerOptions(link), opts...)...)
 	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
 	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
-	e.registerAdmin(srv, lis)
+	if link&wire.Unix != 0 {
+		// Only on a unix socket, whose 0600 mode keeps it to the operator;
+		// never over TCP.
+		adminv1.RegisterAdminServer(srv, &admin{e: e})
+	}
 	return srv
 }
 

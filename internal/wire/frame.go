@@ -53,10 +53,9 @@ func Data(p []byte) *Frame {
 	if len(p) == 0 {
 		return &Frame{}
 	}
-	h := 1 + protowire.SizeVarint(uint64(len(p)))
+	h := headerLen(len(p))
 	bp := Shared.Get(h + len(p))
-	b := protowire.AppendVarint(append((*bp)[:0], byte(protowire.EncodeTag(fieldPayload, protowire.BytesType))), uint64(len(p)))
-	copy((*bp)[len(b):], p)
+	copy((*bp)[len(payloadHeader((*bp)[:0], len(p))):], p)
 	return &Frame{raw: mem.BufferSlice{mem.NewBuffer(bp, Shared)}, off: h, end: h + len(p)}
 }
 
@@ -78,14 +77,23 @@ func ReadFrame(r io.Reader, size int) (*Frame, error) {
 		Shared.Put(bp)
 		return nil, err
 	}
-	h := 1 + protowire.SizeVarint(uint64(n))
+	h := headerLen(n)
 	start := headroom - h
-	protowire.AppendVarint(append((*bp)[start:start], byte(protowire.EncodeTag(fieldPayload, protowire.BytesType))), uint64(n))
+	payloadHeader((*bp)[start:start], n)
 	whole := mem.NewBuffer(bp, Shared)
 	b := whole.Slice(start, headroom+n)
 	whole.Free()
 	return &Frame{raw: mem.BufferSlice{b}, off: h, end: h + n}, err
 }
+
+// payloadHeader appends the tag and length that precede a payload of n
+// bytes to b.
+func payloadHeader(b []byte, n int) []byte {
+	return protowire.AppendVarint(append(b, byte(protowire.EncodeTag(fieldPayload, protowire.BytesType))), uint64(n))
+}
+
+// headerLen is how long payloadHeader's header for n bytes is.
+func headerLen(n int) int { return 1 + protowire.SizeVarint(uint64(n)) }
 
 // Kind returns the frame's kind (KindData, KindGoaway, ...).
 func (f *Frame) Kind() int32 { return f.kind }
