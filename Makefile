@@ -24,9 +24,12 @@ build:
 demo: build
 	@PATH="$(CURDIR)/$(BIN):$$PATH" ./examples/tour.sh examples/exporter.yaml
 
-## test: vet and the whole test suite with the race detector
+## test: vet and the whole test suite with the race detector: the root module,
+## the SDK module, and the out-of-tree driver example (which requires the SDK only)
 test: build
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd examples/vendor-driver && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench: the performance benchmarks (figures go to docs/PERFORMANCE.md)
@@ -35,12 +38,13 @@ bench: build
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); make test replays the corpora in testdata/fuzz
 FUZZTIME ?= 30s
-FUZZ     := ./exporter/config:FuzzParse ./sdk:FuzzDecodeValue ./exporter:FuzzStreamRequest ./client:FuzzNewTree ./cmd/jw:FuzzParseArgs ./internal/wire:FuzzFrame
+# Each target is MODULE-DIR:PACKAGE:NAME (the SDK is a module of its own).
+FUZZ     := .:./exporter/config:FuzzParse sdk:.:FuzzDecodeValue .:./exporter:FuzzStreamRequest .:./client:FuzzNewTree .:./cmd/jw:FuzzParseArgs sdk:./protocol:FuzzFrame
 fuzz:
 	@for t in $(FUZZ); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "$(GO) test -run '^$$' -fuzz '^'$$name'$$' -fuzztime $(FUZZTIME) $$pkg"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		dir=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; name=$${rest##*:}; \
+		echo "$(GO) -C $$dir test -run '^$$' -fuzz '^'$$name'$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) -C $$dir test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
 ## proto: regenerate the committed protobuf code with the generators pinned in go.mod

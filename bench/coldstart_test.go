@@ -7,7 +7,7 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/bench/internal/bareplugin"
 	"github.com/jumpwire-dev/jumpwire/host"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 

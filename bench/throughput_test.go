@@ -13,7 +13,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/bench/internal/bareplugin"
 	"github.com/jumpwire-dev/jumpwire/client"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -108,7 +108,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	}
 	_ = probe.Close()
 
-	dialOpts := append(append(wire.DialOptions(wire.Unix),
+	dialOpts := append(append(protocol.DialOptions(protocol.Unix),
 		grpc.WithTransportCredentials(insecure.NewCredentials())), o.dialOptions...)
 	conn, err := grpc.NewClient("unix://"+abs, dialOpts...)
 	if err != nil {

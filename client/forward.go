@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 )
 
 // closeWriter is a connection with a half-close, as *net.TCPConn and *net.UnixConn have.
@@ -105,7 +105,7 @@ func (s *Stream) Splice(conn io.ReadWriteCloser) error {
 // either side fails. Only a failure of conn is returned (and cuts the stream); a failed Write
 // means the stream is over, which downstream reports.
 func (s *Stream) upstream(conn io.Reader, connClosed *atomic.Bool) error {
-	fr := wire.NewFrameReader(conn)
+	fr := protocol.NewFrameReader(conn)
 	for {
 		f, err := fr.Next()
 		if f != nil {

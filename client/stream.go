@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 )
 
 // MaxFrameSize is the largest payload [Stream.Write] puts in one DATA frame; larger writes are
@@ -52,11 +52,11 @@ type Stream struct {
 	// Read side. frames carries the payloads of DATA frames from the receiving goroutine to
 	// Read; it is closed when the exporter will send no more data, after readErr is set (nil
 	// meaning io.EOF). done is closed when the RPC is over, after finalErr is set.
-	frames   chan *wire.Frame
+	frames   chan *protocol.Frame
 	readErr  error
 	done     chan struct{}
 	finalErr error
-	pending  *wire.Frame // the frame Read is handing out; nil or with unread data
+	pending  *protocol.Frame // the frame Read is handing out; nil or with unread data
 
 	// Write side, serialised by wmu.
 	wmu         sync.Mutex
@@ -111,7 +111,7 @@ func (c *Client) Stream(ctx context.Context, uuid, method string) (*Stream, erro
 		ctx:    ctx,
 		cancel: cancel,
 		rpc:    rpc,
-		frames: make(chan *wire.Frame),
+		frames: make(chan *protocol.Frame),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
 	}
@@ -124,7 +124,7 @@ func (c *Client) Stream(ctx context.Context, uuid, method string) (*Stream, erro
 func (s *Stream) receive() {
 	defer close(s.done)
 	for {
-		f := new(wire.Frame)
+		f := new(protocol.Frame)
 		if err := s.rpc.RecvMsg(f); err != nil {
 			s.readErr = s.endError(err, false)
 			s.finalErr = s.readErr
@@ -132,7 +132,7 @@ func (s *Stream) receive() {
 			return
 		}
 		switch f.Kind() {
-		case wire.KindData:
+		case protocol.KindData:
 			if f.Len() == 0 {
 				continue // nothing to deliver; Read must not return 0, nil
 			}
@@ -145,11 +145,11 @@ func (s *Stream) receive() {
 				close(s.frames)
 				return
 			}
-		case wire.KindGoaway:
+		case protocol.KindGoaway:
 			close(s.frames) // readErr nil: io.EOF
 			s.drain()
 			return
-		case wire.KindRST:
+		case protocol.KindRST:
 			s.readErr = &Error{Op: s.op, Err: status.Error(codes.Aborted, "the exporter reset the stream")}
 			s.finalErr = s.readErr
 			close(s.frames)
@@ -164,7 +164,7 @@ func (s *Stream) receive() {
 // drain receives after the exporter's GOAWAY until the RPC is over, to learn how it ended.
 func (s *Stream) drain() {
 	for {
-		f := new(wire.Frame)
+		f := new(protocol.Frame)
 		err := s.rpc.RecvMsg(f)
 		f.Free()
 		if err != nil {
@@ -223,7 +223,7 @@ func (s *Stream) ReadFrame() ([]byte, error) {
 
 // nextFrame returns the frame Read is handing out, or the next one, which
 // it makes the one Read hands out.
-func (s *Stream) nextFrame() (*wire.Frame, error) {
+func (s *Stream) nextFrame() (*protocol.Frame, error) {
 	if s.pending != nil {
 		return s.pending, nil
 	}
@@ -251,7 +251,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		chunk := p[n:min(len(p), n+MaxFrameSize)]
-		if err := s.send(wire.Data(chunk)); err != nil {
+		if err := s.send(protocol.Data(chunk)); err != nil {
 			return n, err
 		}
 		n += len(chunk)
@@ -260,7 +260,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 }
 
 // send sends f, which it consumes, as Write does.
-func (s *Stream) send(f *wire.Frame) error {
+func (s *Stream) send(f *protocol.Frame) error {
 	defer f.Free()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -310,7 +310,7 @@ func (s *Stream) CloseWrite() error {
 		return nil
 	}
 	s.writeClosed = true
-	err := s.rpc.SendMsg(wire.Control(wire.KindGoaway))
+	err := s.rpc.SendMsg(protocol.Control(protocol.KindGoaway))
 	if errors.Is(err, io.EOF) {
 		return nil // the exporter already ended the stream: nothing more could go anyway
 	}

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -227,9 +227,9 @@ func dialTCP(ctx context.Context, target, hostport string, o *options) (*Client,
 		_ = probe.Close()
 	}
 
-	dialOpts := append(wire.DialOptions(wire.TCP), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dialOpts := append(protocol.DialOptions(protocol.TCP), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if cfg != nil {
-		dialOpts = append(wire.DialOptions(wire.TLS), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		dialOpts = append(protocol.DialOptions(protocol.TLS), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	}
 	if o.passphrase != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(passphraseCreds{*o.passphrase, !o.insecure}))

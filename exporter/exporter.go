@@ -19,7 +19,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/plugins"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"github.com/jumpwire-dev/jumpwire/session"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
 	"github.com/jumpwire-dev/jumpwire/plugins"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 )
 
 // resolve finds the binary and driver type of every driver instance, and

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -101,15 +101,15 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 func relayUp(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient) {
 	defer func() { _ = ps.CloseSend() }()
 	for {
-		f := new(wire.Frame)
+		f := new(protocol.Frame)
 		if err := cs.RecvMsg(f); err != nil {
 			return
 		}
 		switch k := f.Kind(); k {
-		case wire.KindData, wire.KindGoaway, wire.KindRST:
+		case protocol.KindData, protocol.KindGoaway, protocol.KindRST:
 			err := ps.SendMsg(f)
 			f.Free()
-			if err != nil || k != wire.KindData {
+			if err != nil || k != protocol.KindData {
 				return
 			}
 		default:
@@ -124,13 +124,13 @@ func relayUp(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_Str
 func relayDown(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient, explain func(error) error) error {
 	goaway := false
 	for {
-		f := new(wire.Frame)
+		f := new(protocol.Frame)
 		if err := ps.RecvMsg(f); err != nil {
 			if !errors.Is(err, io.EOF) {
 				return explain(err)
 			}
 			if !goaway {
-				if err := cs.SendMsg(wire.Control(wire.KindGoaway)); err != nil {
+				if err := cs.SendMsg(protocol.Control(protocol.KindGoaway)); err != nil {
 					return err
 				}
 			}
@@ -138,9 +138,9 @@ func relayDown(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_S
 		}
 		var err error
 		switch f.Kind() {
-		case wire.KindData:
+		case protocol.KindData:
 			err = cs.SendMsg(f)
-		case wire.KindGoaway:
+		case protocol.KindGoaway:
 			goaway = true
 			err = cs.SendMsg(f)
 		}

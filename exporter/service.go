@@ -7,10 +7,10 @@ import (
 	"strings"
 
 	"github.com/jumpwire-dev/jumpwire/host"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"github.com/jumpwire-dev/jumpwire/session"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -77,17 +77,17 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 // the transport settings of its link, and the admin service when lis is a
 // unix socket.
 func (e *Exporter) newServer(lis net.Listener, tls bool, opts ...grpc.ServerOption) *grpc.Server {
-	link := wire.TCP
+	link := protocol.TCP
 	if lis.Addr().Network() == "unix" {
-		link |= wire.Unix
+		link |= protocol.Unix
 	}
 	if tls {
-		link |= wire.TLS
+		link |= protocol.TLS
 	}
-	srv := grpc.NewServer(append(wire.ServerOptions(link), opts...)...)
+	srv := grpc.NewServer(append(protocol.ServerOptions(link), opts...)...)
 	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
 	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
-	if link&wire.Unix != 0 {
+	if link&protocol.Unix != 0 {
 		// Only on a unix socket, whose 0600 mode keeps it to the operator;
 		// never over TCP.
 		adminv1.RegisterAdminServer(srv, &admin{e: e})

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -275,7 +275,7 @@ func (i *Instance) Stream(ctx context.Context, method string) (pluginv1.Driver_S
 		return nil, nil, err
 	}
 	ctx, done := i.join(ctx)
-	ctx = metadata.AppendToOutgoingContext(ctx, sdk.MethodHeader, method)
+	ctx = metadata.AppendToOutgoingContext(ctx, protocol.MethodHeader, method)
 	s, err := i.proc.rpc.Stream(ctx)
 	if err != nil {
 		done()

@@ -12,9 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
 )
 
@@ -65,20 +64,24 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 	var pr *processRunner
 	said := &stderrTail{}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {sdk.PluginName: hostPlugin{}}},
+		HandshakeConfig:  protocol.Handshake(),
+		VersionedPlugins: map[int]plugin.PluginSet{protocol.Version: {protocol.PluginName: hostPlugin{}}},
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 			var err error
 			pr, err = newProcessRunner(o.Binary, append(append([]string(nil), o.Env...), spec.Env...))
 			return pr, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     o.StartTimeout,
 		Stderr:           said,
 		Logger:           o.Logger,
-		GRPCDialOptions:  wire.DialOptions(wire.Unix | wire.TLS), // AutoMTLS on a unix socket
+		// No AutoMTLS: the plugin is authenticated by its pid, and it checks
+		// ours (see protocol.PeerCredentials). go-plugin puts the socket in a
+		// directory of its own, mode 0700.
+		GRPCDialOptions: append(protocol.DialOptions(protocol.Unix), grpc.WithTransportCredentials(
+			protocol.PeerCredentials(protocol.ExpectPID("plugin this exporter started", func() int { return pr.pid }),
+				func(err error) { o.Logger.Warn("refused a connection to the plugin", "binary", o.Binary, "error", err) }))),
 	})
 	p := &Process{binary: o.Binary, client: client, said: said}
 	fail := func(err error) (*Process, error) {
@@ -91,7 +94,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		p.kill() // first: once the process is reaped, its exit can be explained
 		return nil, launchError(o, pr, said.lastWords(), err)
 	}
-	raw, err := rpcClient.Dispense(sdk.PluginName)
+	raw, err := rpcClient.Dispense(protocol.PluginName)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", o.Binary, err))
 	}
@@ -126,7 +129,7 @@ func launchError(o LaunchOptions, pr *processRunner, said string, err error) err
 			theirs = "version " + v
 		}
 		return fmt.Errorf("%s speaks plugin protocol %s but this exporter speaks version %d: "+
-			"build the driver with a jumpwire sdk that speaks version %d", binary, theirs, sdk.ProtocolVersion, sdk.ProtocolVersion)
+			"build the driver with a jumpwire sdk that speaks version %d", binary, theirs, protocol.Version, protocol.Version)
 	case strings.Contains(msg, "Unrecognized remote plugin message: "):
 		// What the binary printed instead of the handshake line.
 		_, line, _ := strings.Cut(msg, "Unrecognized remote plugin message: ")

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"sync"
 
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 )
 
 // Prefix is how plugin binaries on the search path are named:

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -343,12 +343,12 @@ func TestNewerProtocol(t *testing.T) {
 	dir := t.TempDir()
 	writeBin(t, dir, "jumpwire-driver-power", "power 0.1.0")
 	f := newFake()
-	f.minor = sdk.ProtocolMinor + 3
+	f.minor = protocol.Minor + 3
 	e, _, err := newCatalog(t, f, "", dir).Lookup(t.Context(), "power", Pin{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("%d.%d", sdk.ProtocolVersion, sdk.ProtocolMinor+3); e.Protocol() != want || !e.NewerProtocol() {
+	if want := fmt.Sprintf("%d.%d", protocol.Version, protocol.Minor+3); e.Protocol() != want || !e.NewerProtocol() {
 		t.Errorf("protocol %s (newer %v), want %s (newer)", e.Protocol(), e.NewerProtocol(), want)
 	}
 }

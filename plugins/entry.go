@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"golang.org/x/mod/semver"
 )
 
@@ -47,13 +47,13 @@ func (e *Entry) Path() string {
 // The major version is the one the handshake agreed on (a binary with
 // another is refused when it is described).
 func (e *Entry) Protocol() string {
-	return fmt.Sprintf("%d.%d", sdk.ProtocolVersion, e.Info.GetProtocolMinor())
+	return fmt.Sprintf("%d.%d", protocol.Version, e.Info.GetProtocolMinor())
 }
 
 // NewerProtocol reports whether the binary speaks a newer minor version of
 // the plugin protocol than this host. It is accepted: minor versions only
 // add, and the host uses what it knows.
-func (e *Entry) NewerProtocol() bool { return e.Info.GetProtocolMinor() > sdk.ProtocolMinor }
+func (e *Entry) NewerProtocol() bool { return e.Info.GetProtocolMinor() > protocol.Minor }
 
 // Newer compares two binary versions: +1 when a is newer than b, -1 when
 // older, 0 when neither. Versions compare as semantic versions (a leading

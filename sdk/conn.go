@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"google.golang.org/grpc/codes"
 )
 
@@ -19,7 +19,7 @@ const maxFrame = 1 << 20
 var ErrClosed = errors.New("stream closed")
 
 // frameStream is the half of a gRPC byte stream a Conn needs. Its codec is
-// wire.Codec, which sends and receives *wire.Frame.
+// protocol.Codec, which sends and receives *protocol.Frame.
 type frameStream interface {
 	SendMsg(m any) error
 	RecvMsg(m any) error
@@ -38,11 +38,11 @@ type streamConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	frames  chan *wire.Frame // closed when receiving ends
-	recvErr error            // why receiving ended; read after frames is closed
+	frames  chan *protocol.Frame // closed when receiving ends
+	recvErr error                // why receiving ended; read after frames is closed
 
-	cur  *wire.Frame // the frame Read is handing out; owned by the reading goroutine
-	rerr error       // likewise
+	cur  *protocol.Frame // the frame Read is handing out; owned by the reading goroutine
+	rerr error           // likewise
 
 	closed  atomic.Bool
 	wmu     sync.Mutex
@@ -55,7 +55,7 @@ var (
 )
 
 func newStreamConn(ctx context.Context, stream frameStream) *streamConn {
-	c := &streamConn{stream: stream, frames: make(chan *wire.Frame)}
+	c := &streamConn{stream: stream, frames: make(chan *protocol.Frame)}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	go c.receive()
 	return c
@@ -64,7 +64,7 @@ func newStreamConn(ctx context.Context, stream frameStream) *streamConn {
 func (c *streamConn) receive() {
 	defer close(c.frames)
 	for {
-		f := new(wire.Frame)
+		f := new(protocol.Frame)
 		if err := c.stream.RecvMsg(f); err != nil {
 			c.recvErr = err
 			return
@@ -98,12 +98,12 @@ func (c *streamConn) next() error {
 				c.rerr = io.EOF
 			case !ok:
 				c.rerr = c.recvErr
-			case f.Kind() == wire.KindData:
+			case f.Kind() == protocol.KindData:
 				c.cur = f
-			case f.Kind() == wire.KindGoaway:
+			case f.Kind() == protocol.KindGoaway:
 				f.Free()
 				c.rerr = io.EOF
-			case f.Kind() == wire.KindRST:
+			case f.Kind() == protocol.KindRST:
 				f.Free()
 				c.rerr = ErrClosed
 			default:
@@ -148,7 +148,7 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	n := 0
 	for first := true; first || n < len(p); first = false {
 		end := min(len(p), n+maxFrame)
-		if err := c.send(wire.Data(p[n:end])); err != nil {
+		if err := c.send(protocol.Data(p[n:end])); err != nil {
 			return n, err
 		}
 		n = end
@@ -160,7 +160,7 @@ func (c *streamConn) Write(p []byte) (int, error) {
 // EOF (and returns nil then; it does not half-close) or r or the stream
 // fails.
 func (c *streamConn) ReadFrom(r io.Reader) (int64, error) {
-	fr := wire.NewFrameReader(r)
+	fr := protocol.NewFrameReader(r)
 	var total int64
 	for {
 		if c.closed.Load() {
@@ -184,7 +184,7 @@ func (c *streamConn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // send sends f, which it consumes.
-func (c *streamConn) send(f *wire.Frame) error {
+func (c *streamConn) send(f *protocol.Frame) error {
 	defer f.Free()
 	if c.closed.Load() {
 		return ErrClosed
@@ -204,7 +204,7 @@ func (c *streamConn) CloseWrite() error {
 		return nil
 	}
 	c.wclosed = true
-	return c.stream.SendMsg(wire.Control(wire.KindGoaway))
+	return c.stream.SendMsg(protocol.Control(protocol.KindGoaway))
 }
 
 // Close ends the stream in both directions at once: a Read in progress

@@ -9,12 +9,12 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 )
 
 // pipeStream is a frameStream whose RecvMsg serves frames from a channel.
-// Frames cross it encoded by wire.Codec, as they cross gRPC.
+// Frames cross it encoded by protocol.Codec, as they cross gRPC.
 type pipeStream struct {
 	in   chan *pluginv1.Frame
 	sent []*pluginv1.Frame
@@ -39,12 +39,12 @@ func (p *pipeStream) RecvMsg(m any) error {
 
 // recode encodes from and decodes the encoding into to.
 func recode(from, to any) error {
-	data, err := wire.Codec.Marshal(from)
+	data, err := protocol.Codec.Marshal(from)
 	if err != nil {
 		return err
 	}
 	defer data.Free()
-	return wire.Codec.Unmarshal(data, to)
+	return protocol.Codec.Unmarshal(data, to)
 }
 
 func TestConnCloseUnblocksRead(t *testing.T) {

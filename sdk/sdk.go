@@ -16,38 +16,5 @@
 // tests need no exporter.
 package sdk
 
-import (
-	plugin "github.com/hashicorp/go-plugin"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
-)
-
 // Version is the version of this SDK. Plugins report it to the exporter.
 const Version = "0.1.0"
-
-// ProtocolVersion is the major version of the host <-> plugin protocol this
-// SDK speaks. It is negotiated at the handshake; a host and a plugin with no
-// major version in common refuse each other.
-const ProtocolVersion = 1
-
-// ProtocolMinor is the minor version of the protocol this SDK speaks. Within a
-// major version, minor versions only add.
-const ProtocolMinor = 0
-
-// PluginName is the name under which a plugin binary serves its driver.
-const PluginName = "driver"
-
-// MethodHeader is the gRPC metadata key that names the method of a byte stream.
-const MethodHeader = "jumpwire-method"
-
-// Handshake is the go-plugin handshake both sides of the plugin protocol use.
-// A binary started without it (e.g. by hand) explains that it is a plugin and
-// exits.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "JUMPWIRE_PLUGIN",
-	MagicCookieValue: "8d3c1f6e-jumpwire-driver",
-}
-
-// MaxMessageSize is the largest gRPC message either side of the plugin
-// protocol accepts (the gRPC default of 4 MiB is too small for uploads).
-const MaxMessageSize = wire.MaxMessageSize

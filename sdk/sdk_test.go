@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/internal/harness"
+
 	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"github.com/jumpwire-dev/jumpwire/sdk/sdktest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -223,7 +225,7 @@ func TestExportSignatureErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := sdk.NewServer(sdk.Plugin{Drivers: []sdk.Type{tt.typ}}, nil)
+			_, err := harness.NewServer(sdk.Plugin{Drivers: []sdk.Type{tt.typ}}, nil)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("NewServer: got %v, want %q", err, tt.want)
 			}

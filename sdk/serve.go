@@ -11,8 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
 )
 
@@ -28,7 +28,7 @@ import (
 func Serve(p Plugin) {
 	name := filepath.Base(os.Args[0])
 	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "version") {
-		fmt.Printf("%s %s (jumpwire sdk %s, plugin protocol %d.%d)\n", name, p.Version, Version, ProtocolVersion, ProtocolMinor)
+		fmt.Printf("%s %s (jumpwire sdk %s, plugin protocol %d.%d)\n", name, p.Version, Version, protocol.Version, protocol.Minor)
 		return
 	}
 	level := hclog.LevelFromString(os.Getenv("JUMPWIRE_LOG_LEVEL"))
@@ -47,15 +47,27 @@ func Serve(p Plugin) {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go watchParent(os.Getppid(), logger)
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &grpcPlugin{srv: srv}}},
+		HandshakeConfig:  protocol.Handshake(),
+		VersionedPlugins: map[int]plugin.PluginSet{protocol.Version: {protocol.PluginName: &grpcPlugin{srv: srv}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			// The exporter always asks for AutoMTLS; go-plugin serves on a
-			// unix socket.
-			return grpc.NewServer(append(opts, wire.ServerOptions(wire.Unix|wire.TLS)...)...)
+			return grpc.NewServer(serverOptions(opts, logger)...)
 		},
 		Logger: logger,
 	})
+}
+
+// serverOptions are the plugin's gRPC server options. The exporter is
+// authenticated by its pid: only the process that started this plugin may
+// connect. An exporter from before peer credentials asks for go-plugin's
+// AutoMTLS instead (PLUGIN_CLIENT_CERT), which go-plugin has put in opts.
+func serverOptions(opts []grpc.ServerOption, logger hclog.Logger) []grpc.ServerOption {
+	if os.Getenv("PLUGIN_CLIENT_CERT") != "" {
+		return append(opts, protocol.ServerOptions(protocol.Unix|protocol.TLS)...)
+	}
+	parent := os.Getppid()
+	creds := protocol.PeerCredentials(protocol.ExpectPID("exporter that started this plugin", func() int { return parent }),
+		func(err error) { logger.Warn("refused a connection", "error", err) })
+	return append(append(opts, protocol.ServerOptions(protocol.Unix)...), grpc.Creds(creds))
 }
 
 // watchParent ends the plugin when the exporter that started it is gone,

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/jumpwire-dev/jumpwire/sdk/internal/harness"
+
 	"github.com/hashicorp/go-hclog"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"google.golang.org/grpc"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -38,16 +39,10 @@ type server struct {
 	describe *pluginv1.DescribeResponse
 }
 
-// ServerOptions are the options of a gRPC server on a unix socket that
-// serves [NewServer]: byte streams need its codec, which hands frames over
-// without copying them.
-func ServerOptions() []grpc.ServerOption { return wire.ServerOptions(wire.Unix) }
-
-// NewServer returns the plugin-protocol server for p, for harnesses that serve
-// it on their own gRPC server (such as sdktest), which must be made with
-// [ServerOptions]. Plugin binaries call [Serve].
-func NewServer(p Plugin, logger hclog.Logger) (pluginv1.DriverServer, error) {
-	return newServer(p, logger)
+func init() {
+	harness.NewServer = func(p any, logger hclog.Logger) (pluginv1.DriverServer, error) {
+		return newServer(p.(Plugin), logger)
+	}
 }
 
 func newServer(p Plugin, logger hclog.Logger) (*server, error) {
@@ -55,7 +50,7 @@ func newServer(p Plugin, logger hclog.Logger) (*server, error) {
 		logger = hclog.NewNullLogger()
 	}
 	names := map[string]string{}
-	desc := &pluginv1.DescribeResponse{SdkVersion: Version, ProtocolMinor: ProtocolMinor, Version: p.Version}
+	desc := &pluginv1.DescribeResponse{SdkVersion: Version, ProtocolMinor: protocol.Minor, Version: p.Version}
 	for i := range p.Drivers {
 		t := &p.Drivers[i]
 		if err := t.check(); err != nil {
@@ -190,7 +185,7 @@ func (s *server) StreamingCall(req *pluginv1.CallRequest, stream pluginv1.Driver
 func (s *server) Stream(stream pluginv1.Driver_StreamServer) error {
 	md, _ := metadata.FromIncomingContext(stream.Context())
 	var name string
-	if v := md.Get(MethodHeader); len(v) > 0 {
+	if v := md.Get(protocol.MethodHeader); len(v) > 0 {
 		name = v[0]
 	}
 	m, err := s.method(name, pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"reflect"
 
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 

@@ -21,8 +21,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// sdkModule is the module a driver's go.mod requires for the SDK.
-const sdkModule = "github.com/jumpwire-dev/jumpwire"
+// sdkModule is the module a driver's go.mod requires for the SDK. It is a
+// module of its own inside the jumpwire repository (folder sdk/), released
+// with tags sdk/vX.Y.Z.
+const sdkModule = "github.com/jumpwire-dev/jumpwire/sdk"
 
 // driverBinaryPrefix is how plugin binaries are named (plugins.Prefix; the
 // CLI does not import the catalog for one constant).
@@ -161,37 +163,27 @@ func checkModulePath(p string) error {
 	return nil
 }
 
-// resolveSDK decides which SDK the new module in dir builds against: the
-// checkout at replace when given; else the checkout this jw was built in
-// (found from its executable), or, for a jw without a module version, the
-// checkout around the working directory; else the released SDK of this jw's
-// version.
+// resolveSDK decides which SDK the new module in dir builds against. It
+// always requires the SDK by version: the version this jw was built with.
+// When dir is inside a jumpwire checkout, or --sdk-replace names one, go.mod
+// also replaces the SDK with that checkout's sdk/ folder, by a relative path
+// so that the pair can move together.
 func (s *scaffold) resolveSDK(dir, replace string) error {
-	s.SDKVersion = releaseVersion(jwModuleVersion())
+	s.SDKVersion = releaseVersion(sdkModuleVersion())
 	checkout := ""
-	switch {
-	case replace != "":
+	if replace != "" {
 		root, err := sdkCheckout(replace)
 		if err != nil {
 			return fmt.Errorf("--sdk-replace %s: %w", replace, err)
 		}
 		checkout = root
-	default:
-		if exe, err := os.Executable(); err == nil {
-			if exe, err = filepath.EvalSymlinks(exe); err == nil {
-				checkout = findCheckout(filepath.Dir(exe))
-			}
-		}
-		if checkout == "" && s.SDKVersion == "" {
-			if wd, err := os.Getwd(); err == nil {
-				checkout = findCheckout(wd)
-			}
-		}
+	} else if abs, err := filepath.Abs(dir); err == nil {
+		checkout = findCheckout(abs)
 	}
 	if checkout == "" {
 		if s.SDKVersion == "" {
-			return fmt.Errorf("cannot tell which jumpwire SDK the driver should require: this jw's version is %s, which no go.mod can require, and it runs from no jumpwire checkout; "+
-				"pass --sdk-replace PATH to a checkout, or use a jw installed with go install %s/cmd/jw@VERSION", jwModuleVersion(), sdkModule)
+			return fmt.Errorf("cannot tell which jumpwire SDK the driver should require: this jw was built from a jumpwire checkout, not from a release, and %s is not inside one; "+
+				"pass --sdk-replace PATH to a checkout, or use a jw installed with go install github.com/jumpwire-dev/jumpwire/cmd/jw@VERSION", dir)
 		}
 		s.GoVersion = goDirective(runtime.Version())
 		return nil
@@ -199,7 +191,11 @@ func (s *scaffold) resolveSDK(dir, replace string) error {
 	if s.SDKVersion == "" {
 		s.SDKVersion = "v0.0.0" // any version: the replace provides the code
 	}
-	s.Replace = replacePath(dir, checkout)
+	rel, err := replacePath(dir, checkout)
+	if err != nil {
+		return err
+	}
+	s.Replace = rel
 	goVer, _, err := readGoMod(filepath.Join(checkout, "go.mod"))
 	if err != nil || goVer == "" {
 		goVer = goDirective(runtime.Version())
@@ -208,25 +204,20 @@ func (s *scaffold) resolveSDK(dir, replace string) error {
 	return nil
 }
 
-// jwModuleVersion is the version of the jumpwire module this jw was built
-// from: a tag for `go install ...@v1.2.0`, "(devel)" for a build in a checkout.
-func jwModuleVersion() string {
+// sdkModuleVersion is the version of the SDK module this jw was built with:
+// a tag's version for a released jw, "" for a build in a checkout (where the
+// SDK is replaced by the checkout's own folder).
+func sdkModuleVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "(unknown)"
-	}
-	if bi.Main.Path == sdkModule {
-		return bi.Main.Version
+		return ""
 	}
 	for _, d := range bi.Deps {
-		if d.Path == sdkModule {
-			if d.Replace != nil {
-				return d.Replace.Version
-			}
+		if d.Path == sdkModule && d.Replace == nil {
 			return d.Version
 		}
 	}
-	return "(unknown)"
+	return ""
 }
 
 // releaseVersion returns v if a go.mod can require it, else "". Builds
@@ -247,26 +238,32 @@ func goDirective(toolchain string) string {
 	return v
 }
 
-// sdkCheckout returns the absolute root of the jumpwire checkout at dir.
+// sdkCheckout returns the absolute path of the SDK module in the jumpwire
+// checkout at dir: dir/sdk, or dir itself when it is the SDK's folder.
 func sdkCheckout(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
-	_, mod, err := readGoMod(filepath.Join(abs, "go.mod"))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("no go.mod there: expected the root of a jumpwire checkout")
+	for _, cand := range []string{filepath.Join(abs, "sdk"), abs} {
+		_, mod, err := readGoMod(filepath.Join(cand, "go.mod"))
+		if err == nil && mod == sdkModule {
+			return cand, nil
 		}
+	}
+	_, mod, err := readGoMod(filepath.Join(abs, "go.mod"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("no go.mod there: expected the root of a jumpwire checkout")
+	case err != nil:
 		return "", err
+	default:
+		return "", fmt.Errorf("go.mod there is module %q, and it has no sdk/ folder with the module %s", mod, sdkModule)
 	}
-	if mod != sdkModule {
-		return "", fmt.Errorf("go.mod there is module %q, not %s", mod, sdkModule)
-	}
-	return abs, nil
 }
 
-// findCheckout returns the jumpwire checkout containing dir, or "".
+// findCheckout returns the SDK module of the jumpwire checkout containing
+// dir, or "".
 func findCheckout(dir string) string {
 	for {
 		if root, err := sdkCheckout(dir); err == nil {
@@ -306,19 +303,19 @@ func readGoMod(path string) (goVersion, module string, err error) {
 	return goVersion, module, sc.Err()
 }
 
-// replacePath is how the new module in dir names the checkout in its
-// replace: relative when the module lives inside the checkout (the pair
-// moves together), else absolute.
-func replacePath(dir, checkout string) string {
+// replacePath is how the new module in dir names the SDK's folder in its
+// replace: always relative, so that no path of this machine ends up in a
+// go.mod that may be shared.
+func replacePath(dir, sdkDir string) (string, error) {
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
-		return checkout
+		return "", err
 	}
-	rel, err := filepath.Rel(absDir, checkout)
-	if err != nil || !strings.HasPrefix(absDir, checkout+string(filepath.Separator)) {
-		return checkout
+	rel, err := filepath.Rel(absDir, sdkDir)
+	if err != nil {
+		return "", fmt.Errorf("no relative path from %s to the SDK at %s: %w", dir, sdkDir, err)
 	}
-	return filepath.ToSlash(rel)
+	return filepath.ToSlash(rel), nil
 }
 
 // render fills every template, gofmt-ing the Go files.

@@ -25,7 +25,7 @@ func TestDriverNewRejects(t *testing.T) {
 		{"binary name", []string{"jumpwire-driver-relay"}, `jw: invalid driver name "jumpwire-driver-relay": give the type name without the jumpwire-driver- prefix (relay)`},
 		{"module with a space", []string{"relay", "--module", "example.com/my relay"}, `jw: invalid --module "example.com/my relay": a module path is slash-separated`},
 		{"replace not a checkout", []string{"relay", "--sdk-replace", t.TempDir()}, `jw: --sdk-replace `},
-		{"replace another module", []string{"relay", "--sdk-replace", filepath.Join(root, "examples", "vendor-driver")}, `go.mod there is module "example.com/acme/relay-driver", not github.com/jumpwire-dev/jumpwire`},
+		{"replace another module", []string{"relay", "--sdk-replace", filepath.Join(root, "examples", "vendor-driver")}, `go.mod there is module "example.com/acme/relay-driver", and it has no sdk/ folder with the module github.com/jumpwire-dev/jumpwire/sdk`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,8 +87,8 @@ func TestDriverNewDefaults(t *testing.T) {
 	for file, want := range map[string][]string{
 		"go.mod": {
 			"module example.com/acme-relay-driver\n",
-			"require github.com/jumpwire-dev/jumpwire v0.0.0\n",
-			"replace github.com/jumpwire-dev/jumpwire => " + testbin.Root(t) + "\n",
+			"require github.com/jumpwire-dev/jumpwire/sdk v0.0.0\n",
+			"replace github.com/jumpwire-dev/jumpwire/sdk => " + mustRel(t, "acme-relay-driver", filepath.Join(testbin.Root(t), "sdk")) + "\n",
 		},
 		"driver.go":                              {"package acmerelay\n", "type AcmeRelay struct {", `Name:        "acme-relay",`},
 		"driver_test.go":                         {"package acmerelay_test\n"},
@@ -134,15 +134,15 @@ func TestDriverNames(t *testing.T) {
 }
 
 func TestReplacePath(t *testing.T) {
-	tests := []struct{ dir, checkout, want string }{
-		{"/src/jumpwire/examples/mine", "/src/jumpwire", "../.."},
-		{"/src/jumpwire/mine", "/src/jumpwire", ".."},
-		{"/home/me/mine", "/src/jumpwire", "/src/jumpwire"},
-		{"/src/jumpwire-extra/mine", "/src/jumpwire", "/src/jumpwire"},
+	tests := []struct{ dir, sdk, want string }{
+		{"/src/jumpwire/examples/mine", "/src/jumpwire/sdk", "../../sdk"},
+		{"/src/jumpwire/mine", "/src/jumpwire/sdk", "../sdk"},
+		{"/home/me/mine", "/src/jumpwire/sdk", "../../../src/jumpwire/sdk"},
+		{"/src/jumpwire-extra/mine", "/src/jumpwire/sdk", "../../jumpwire/sdk"},
 	}
 	for _, tt := range tests {
-		if got := replacePath(tt.dir, tt.checkout); got != tt.want {
-			t.Errorf("replacePath(%q, %q) = %q, want %q", tt.dir, tt.checkout, got, tt.want)
+		if got, err := replacePath(tt.dir, tt.sdk); err != nil || got != tt.want {
+			t.Errorf("replacePath(%q, %q) = %q, %v; want %q", tt.dir, tt.sdk, got, err, tt.want)
 		}
 	}
 	for v, want := range map[string]string{
@@ -206,4 +206,18 @@ func TestDriverNewBuilds(t *testing.T) {
 	if out, err := exec.Command("gofmt", "-l", dir).Output(); err != nil || len(out) > 0 {
 		t.Errorf("gofmt -l: %v\n%s", err, out)
 	}
+}
+
+// mustRel is the relative path from dir (under the working directory) to target.
+func mustRel(t *testing.T, dir, target string) string {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(abs, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.ToSlash(rel)
 }

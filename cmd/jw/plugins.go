@@ -14,8 +14,8 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/plugins"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 )
 
 // shortSHA is how many hex digits of a sha256 the text output shows.
@@ -214,7 +214,7 @@ func listPlugins(ctx context.Context, out io.Writer, c *plugins.Catalog, asJSON 
 	}
 	if newer {
 		fmt.Fprintf(out, "\n(newer): the binary speaks a newer plugin protocol than this jw (%d.%d); it is accepted, and what the newer protocol adds is not used\n",
-			sdk.ProtocolVersion, sdk.ProtocolMinor)
+			protocol.Version, protocol.Minor)
 	}
 	if len(l.Duplicates) > 0 {
 		fmt.Fprintln(out, "\nDuplicates: the first binary is used; pin another with \"version:\" or \"sha256:\" in the instance")
@@ -339,7 +339,7 @@ func renderPluginType(out io.Writer, d typeDoc) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
 	proto := d.Protocol
 	if d.ProtocolNewer {
-		proto += fmt.Sprintf(", newer than this jw's %d.%d: accepted", sdk.ProtocolVersion, sdk.ProtocolMinor)
+		proto += fmt.Sprintf(", newer than this jw's %d.%d: accepted", protocol.Version, protocol.Minor)
 	}
 	fmt.Fprintf(tw, "  binary:\t%s\n", d.Binary)
 	fmt.Fprintf(tw, "  version:\t%s (sdk %s, plugin protocol %s)\n", dashIfEmpty(d.Version), dashIfEmpty(d.SDKVersion), proto)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 )
 
 // pluginEnv makes the plugin search path hold only what a test passes with
@@ -61,10 +62,10 @@ func TestPluginsList(t *testing.T) {
 	}
 	want := [][]string{
 		{"TYPE", "BINARY", "VERSION", "SDK", "PROTOCOL", "SHA256", "ALIASES"},
-		{"power", power, "0.1.0", sdk.Version, "1.0", ps[:12], "jumpstarter_driver_power.driver.MockPower"},
-		{"tcp", network, "0.1.0", sdk.Version, "1.0", ns[:12], "jumpstarter_driver_network.driver.TcpNetwork"},
-		{"udp", network, "0.1.0", sdk.Version, "1.0", ns[:12], "jumpstarter_driver_network.driver.UdpNetwork"},
-		{"unix", network, "0.1.0", sdk.Version, "1.0", ns[:12], "jumpstarter_driver_network.driver.UnixNetwork"},
+		{"power", power, "0.1.0", sdk.Version, protoVersion, ps[:12], "jumpstarter_driver_power.driver.MockPower"},
+		{"tcp", network, "0.1.0", sdk.Version, protoVersion, ns[:12], "jumpstarter_driver_network.driver.TcpNetwork"},
+		{"udp", network, "0.1.0", sdk.Version, protoVersion, ns[:12], "jumpstarter_driver_network.driver.UdpNetwork"},
+		{"unix", network, "0.1.0", sdk.Version, protoVersion, ns[:12], "jumpstarter_driver_network.driver.UnixNetwork"},
 	}
 	if got := pluginTableRows(r.stdout); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("jw plugins list:\n%s\nwant rows %q", r.stdout, want)
@@ -86,7 +87,7 @@ func TestPluginsList(t *testing.T) {
 	if len(doc.Types) != 4 || doc.SearchPath[0] != dir || doc.Duplicates == nil || len(doc.Duplicates) != 0 || doc.Failed == nil {
 		t.Fatalf("json: %+v", doc)
 	}
-	if p := doc.Types[0]; p.Type != "power" || p.Binary != power || p.SHA256 != ps || p.Protocol != "1.0" ||
+	if p := doc.Types[0]; p.Type != "power" || p.Binary != power || p.SHA256 != ps || p.Protocol != protoVersion ||
 		p.SDKVersion != sdk.Version || p.Aliases[0] != "jumpstarter_driver_power.driver.MockPower" {
 		t.Errorf("json power: %+v", p)
 	}
@@ -126,8 +127,8 @@ func TestPluginsListProblems(t *testing.T) {
 	want := [][]string{
 		{"TYPE", "BINARY", "VERSION", "SDK", "PROTOCOL", "SHA256", "ALIASES"},
 		{"future", future, "2.0.0", "0.9.0", "1.7 (newer)", pluginSHA256(t, future)[:12], "-"},
-		{"power", p1, "0.1.0", sdk.Version, "1.0", sum[:12], "jumpstarter_driver_power.driver.MockPower"},
-		{"power (shadowed)", p2, "0.1.0", sdk.Version, "1.0", sum[:12], "jumpstarter_driver_power.driver.MockPower"},
+		{"power", p1, "0.1.0", sdk.Version, protoVersion, sum[:12], "jumpstarter_driver_power.driver.MockPower"},
+		{"power (shadowed)", p2, "0.1.0", sdk.Version, protoVersion, sum[:12], "jumpstarter_driver_power.driver.MockPower"},
 	}
 	if got := pluginTableRows(table); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("table:\n%s\nwant rows %q", table, want)
@@ -141,7 +142,7 @@ Duplicates: the first binary is used; pin another with "version:" or "sha256:" i
 
 Failed: these binaries could not be asked what they provide
   %s did not answer as a jumpwire plugin: it printed "hello" instead of the handshake (is it a driver built with the jumpwire sdk? a plugin must print nothing to stdout itself)
-`, sdk.ProtocolMinor, p1, sum[:12], p2, sum[:12], bad)
+`, protocol.Minor, p1, sum[:12], p2, sum[:12], bad)
 	if rest != wantRest {
 		t.Errorf("sections:\n%s\nwant:\n%s", rest, wantRest)
 	}
@@ -175,7 +176,7 @@ func TestPluginsInspect(t *testing.T) {
 	power := filepath.Join(dir, "jumpwire-driver-power")
 	jw(t, "", "plugins", "inspect", "--plugin-dir", dir, "jumpstarter_driver_power.driver.MockPower").check(t, `power: Mock power switch
   binary:  `+power+`
-  version: 0.1.0 (sdk `+sdk.Version+`, plugin protocol 1.0)
+  version: 0.1.0 (sdk `+sdk.Version+`, plugin protocol `+protoVersion+`)
   sha256:  `+pluginSHA256(t, power)+`
   client:  jumpstarter_driver_power.client.PowerClient
   aliases: jumpstarter_driver_power.driver.MockPower
@@ -221,3 +222,6 @@ Config:
 	jw(t, "", "plugins", "list", "-o", "yaml").checkUsage(t, `jw: invalid --output "yaml" (want text or json)`,
 		"jw plugins list [flags]")
 }
+
+// protoVersion is the plugin protocol version jw shows for a binary of this SDK.
+var protoVersion = fmt.Sprintf("%d.%d", protocol.Version, protocol.Minor)

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/jumpwire-dev/jumpwire/drivers/network"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"github.com/jumpwire-dev/jumpwire/sdk/sdktest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

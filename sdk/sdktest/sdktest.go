@@ -20,10 +20,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jumpwire-dev/jumpwire/sdk/internal/harness"
+
 	"github.com/hashicorp/go-hclog"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -57,7 +59,7 @@ func Serve(t testing.TB, p sdk.Plugin) pluginv1.DriverClient {
 // serve serves p on a unix socket in dir. stop closes the client and stops
 // the server.
 func serve(p sdk.Plugin, logger hclog.Logger, dir string) (rpc pluginv1.DriverClient, stop func(), err error) {
-	srv, err := sdk.NewServer(p, logger)
+	srv, err := harness.NewServer(p, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -65,11 +67,11 @@ func serve(p sdk.Plugin, logger hclog.Logger, dir string) (rpc pluginv1.DriverCl
 	if err != nil {
 		return nil, nil, err
 	}
-	gs := grpc.NewServer(sdk.ServerOptions()...)
+	gs := grpc.NewServer(protocol.ServerOptions(protocol.Unix)...)
 	pluginv1.RegisterDriverServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("unix://"+lis.Addr().String(),
-		append(wire.DialOptions(wire.Unix), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		append(protocol.DialOptions(protocol.Unix), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		gs.Stop()
 		return nil, nil, err
@@ -264,7 +266,7 @@ type Conn struct {
 
 // Stream opens a byte stream to method.
 func (i *Instance) Stream(ctx context.Context, method string) (*Conn, error) {
-	ctx = metadata.AppendToOutgoingContext(ctx, sdk.MethodHeader, method)
+	ctx = metadata.AppendToOutgoingContext(ctx, protocol.MethodHeader, method)
 	s, err := i.RPC.Stream(ctx)
 	if err != nil {
 		return nil, err

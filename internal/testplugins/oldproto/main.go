@@ -8,8 +8,8 @@ import (
 	"errors"
 
 	plugin "github.com/hashicorp/go-plugin"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
 )
 
@@ -27,11 +27,11 @@ func (driverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Client
 }
 
 func main() {
-	hs := sdk.Handshake
+	hs := protocol.Handshake()
 	hs.ProtocolVersion = version
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{version: {sdk.PluginName: driverPlugin{}}},
+		VersionedPlugins: map[int]plugin.PluginSet{version: {protocol.PluginName: driverPlugin{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

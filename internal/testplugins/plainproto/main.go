@@ -16,8 +16,8 @@ import (
 	"io"
 
 	plugin "github.com/hashicorp/go-plugin"
-	pluginv1 "github.com/jumpwire-dev/jumpwire/proto/plugin/v1"
-	"github.com/jumpwire-dev/jumpwire/sdk"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -59,7 +59,7 @@ func (driver) Close(context.Context, *pluginv1.CloseRequest) (*pluginv1.CloseRes
 
 func (driver) Stream(s pluginv1.Driver_StreamServer) error {
 	md, _ := metadata.FromIncomingContext(s.Context())
-	if m := md.Get(sdk.MethodHeader); len(m) != 1 || m[0] != "upper" {
+	if m := md.Get(protocol.MethodHeader); len(m) != 1 || m[0] != "upper" {
 		return status.Errorf(codes.NotFound, "no byte stream %v", m)
 	}
 	if err := s.SendHeader(metadata.MD{}); err != nil {
@@ -100,8 +100,8 @@ func (driverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Client
 
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {sdk.PluginName: driverPlugin{}}},
+		HandshakeConfig:  protocol.Handshake(),
+		VersionedPlugins: map[int]plugin.PluginSet{protocol.Version: {protocol.PluginName: driverPlugin{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

@@ -1,8 +1,4 @@
-// Package wire is how bytes move on every gRPC hop of jumpwire: client to
-// exporter, exporter to plugin. It holds the buffer pool, the codec and the
-// transport settings all hops share, and [Frame], a byte-stream frame kept
-// in gRPC's own buffers so that it crosses a hop without being copied.
-package wire
+package protocol
 
 import (
 	"math/bits"

@@ -1054,7 +1054,7 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rStreamingCall\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse0\x01\x12L\n" +
 	"\x05Reset\x12 .jumpwire.plugin.v1.ResetRequest\x1a!.jumpwire.plugin.v1.ResetResponse\x12L\n" +
 	"\x05Close\x12 .jumpwire.plugin.v1.CloseRequest\x1a!.jumpwire.plugin.v1.CloseResponse\x12B\n" +
-	"\x06Stream\x12\x19.jumpwire.plugin.v1.Frame\x1a\x19.jumpwire.plugin.v1.Frame(\x010\x01B;Z9github.com/jumpwire-dev/jumpwire/proto/plugin/v1;pluginv1b\x06proto3"
+	"\x06Stream\x12\x19.jumpwire.plugin.v1.Frame\x1a\x19.jumpwire.plugin.v1.Frame(\x010\x01BAZ?github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_plugin_v1_plugin_proto_rawDescOnce sync.Once

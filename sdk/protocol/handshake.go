@@ -1,0 +1,48 @@
+package protocol
+
+import plugin "github.com/hashicorp/go-plugin"
+
+// Version is the major version of the host <-> plugin protocol. It is
+// negotiated at the go-plugin handshake; a host and a plugin with no major
+// version in common refuse each other.
+//
+// Version 1 stays as it was when the plugin hop moved from go-plugin's
+// AutoMTLS to peer credentials: a version 1 plugin built before that serves
+// plain gRPC when the host does not ask for TLS, and the host checks its pid
+// as it checks any plugin's.
+const Version = 1
+
+// Minor is the minor version of the protocol. Within a major version, minor
+// versions only add. Minor 1 added resource streams ([ResourceHeader]).
+const Minor = 1
+
+// PluginName is the name under which a plugin binary serves its driver.
+const PluginName = "driver"
+
+// MethodHeader is the gRPC metadata key that names the method of a byte
+// stream opened on Driver.Stream.
+const MethodHeader = "jumpwire-method"
+
+// ResourceHeader is the gRPC metadata key that names, by uuid, the client
+// upload (a resource handle passed as a call argument) whose bytes the host
+// sends on a Driver.Stream.
+const ResourceHeader = "jumpwire-resource"
+
+// MagicCookieKey and MagicCookieValue are the environment variable the host
+// sets for a plugin it starts. A binary started without it (by hand, say)
+// explains that it is a plugin and exits.
+const (
+	MagicCookieKey   = "JUMPWIRE_PLUGIN"
+	MagicCookieValue = "8d3c1f6e-jumpwire-driver"
+)
+
+// Handshake returns the go-plugin handshake both sides of the plugin
+// protocol use. Each call returns a fresh value, so no caller can change
+// what another sees.
+func Handshake() plugin.HandshakeConfig {
+	return plugin.HandshakeConfig{
+		ProtocolVersion:  Version,
+		MagicCookieKey:   MagicCookieKey,
+		MagicCookieValue: MagicCookieValue,
+	}
+}
