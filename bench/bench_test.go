@@ -2,6 +2,7 @@ package bench
 
 import (
 	"testing"
+	"time"
 )
 
 // TestBenchmarks runs each measurement of the benchmarks once, at tiny
@@ -14,6 +15,17 @@ func TestBenchmarks(t *testing.T) {
 		for range 3 {
 			callOnce(t.Context(), t, "jumpwire", jw)
 			callOnce(t.Context(), t, "floor", floor)
+		}
+	})
+	t.Run("DriverCallConcurrent", func(t *testing.T) {
+		t.Parallel()
+		jw, floor := jwProcessCaller(t), relayCaller(t)
+		for range 3 {
+			callOnce(t.Context(), t, "jumpwire", jw)
+			callOnce(t.Context(), t, "floor", floor)
+		}
+		if r := callsPerSecond(t.Context(), t, "floor", floor, 4, 50*time.Millisecond); r <= 0 {
+			t.Errorf("the floor answered no calls with 4 callers")
 		}
 	})
 	t.Run("ColdStart", func(t *testing.T) {

@@ -164,7 +164,7 @@ func callOnce(ctx context.Context, tb testing.TB, name string, call caller) time
 // BenchmarkDriverCall measures the round trip of a unary DriverCall from a
 // client through the exporter to a power plugin process and back, against
 // its floor: the same two hops (a unix socket to a gRPC server in this
-// process, then a unix socket with go-plugin's AutoMTLS to a plugin process)
+// process, then a unix socket to a plugin process, without TLS)
 // with nothing but a forwarding gRPC handler and a bare go-plugin plugin.
 // Each iteration makes one call of each kind, alternating which goes first,
 // so both see the same machine; ns/op is the pair. Reported: p50 and p99 of
@@ -173,7 +173,7 @@ func callOnce(ctx context.Context, tb testing.TB, name string, call caller) time
 func BenchmarkDriverCall(b *testing.B) {
 	jw, floor := jumpwireCaller(b), floorCaller(b)
 	ctx := b.Context()
-	for range 200 { // warm up connections, TLS, and both processes' runtimes
+	for range 200 { // warm up connections and both processes' runtimes
 		callOnce(ctx, b, "jumpwire", jw)
 		callOnce(ctx, b, "floor", floor)
 	}

@@ -75,9 +75,9 @@ func startBare(ctx context.Context, tb testing.TB, binary string) started {
 }
 
 // BenchmarkColdStart measures how long a power instance takes from nothing
-// to its first answer (launch, go-plugin handshake with AutoMTLS, describe,
+// to its first answer (launch, go-plugin handshake, peer-credential checks, describe,
 // configure, first call, as host.Start and Instance.Call do it), against
-// launching a bare go-plugin plugin with AutoMTLS and making one call. Each
+// launching a bare go-plugin plugin without TLS and making one call. Each
 // iteration starts one of each, alternating which goes first, and stops
 // them (ns/op includes the stops). Reported: p50 of each (p50-ns,
 // bare-p50-ns) and the ratio (x-bare-p50).

@@ -155,7 +155,7 @@ func (f *floorRouter) Stream(cs jumpstarterv1.RouterService_StreamServer) error 
 
 // floorStreamer starts the floor of a byte stream in the same topology as
 // jumpwireStreamer: floorRouter on a unix socket in this process, in front
-// of the bare go-plugin plugin (unix socket, AutoMTLS), reached with the
+// of the bare go-plugin plugin (unix socket, no TLS), reached with the
 // generated RouterService client and nothing else.
 func floorStreamer(tb testing.TB) streamer {
 	tb.Helper()
@@ -212,7 +212,7 @@ const streamPayload = 32 << 20
 
 // BenchmarkStreamThroughput measures a byte stream from a client through the
 // exporter to a plugin (client.Stream -> exporter in this process on a unix
-// socket -> the sink driver's plugin process over go-plugin's AutoMTLS),
+// socket -> the sink driver's plugin process over a unix socket with peer credentials),
 // against its floor: the same two hops with a pass-through RouterService in
 // front of the bare go-plugin plugin, reached with the generated client.
 //

@@ -1,6 +1,7 @@
 // Package bareplugin is the baseline the benchmarks measure jumpwire against:
 // a plugin served and launched with hashicorp/go-plugin directly (gRPC over a
-// unix socket, AutoMTLS), with none of the jumpwire SDK or host. Its two
+// unix socket, no TLS, as jumpwire's plugin hop since it authenticates by
+// peer credentials), with none of the jumpwire SDK or host. Its two
 // working RPCs are Call, which answers every call with the same small value
 // the power driver's "state" method returns, so the messages on the wire are
 // the same size as jumpwire's; and Stream, a byte stream that sinks or echoes
@@ -115,7 +116,7 @@ func (binding) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 }
 
 func (binding) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return pluginv1.NewDriverClient(cc), nil
+	return cc, nil
 }
 
 // Serve serves the bare plugin until the host stops it. It logs to stderr as
@@ -135,9 +136,11 @@ type Plugin struct {
 	// RPC is the plugin-protocol client of the process (only Call and Stream
 	// work).
 	RPC pluginv1.DriverClient
+	// Conn is the connection RPC uses.
+	Conn *grpc.ClientConn
 }
 
-// Launch starts binary with go-plugin (gRPC, AutoMTLS) and completes the
+// Launch starts binary with go-plugin (gRPC, no TLS) and completes the
 // handshake. The caller must Kill the plugin.
 func Launch(binary string) (*Plugin, error) {
 	client := plugin.NewClient(&plugin.ClientConfig{
@@ -145,7 +148,6 @@ func Launch(binary string) (*Plugin, error) {
 		Plugins:          plugin.PluginSet{name: binding{}},
 		Cmd:              exec.Command(binary),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
 		Logger:           hclog.NewNullLogger(),
 	})
 	rpc, err := client.Client()
@@ -158,12 +160,12 @@ func Launch(binary string) (*Plugin, error) {
 		client.Kill()
 		return nil, err
 	}
-	c, ok := raw.(pluginv1.DriverClient)
+	cc, ok := raw.(*grpc.ClientConn)
 	if !ok {
 		client.Kill()
 		return nil, errors.New("bareplugin: dispensed an unexpected client")
 	}
-	return &Plugin{client: client, RPC: c}, nil
+	return &Plugin{client: client, RPC: pluginv1.NewDriverClient(cc), Conn: cc}, nil
 }
 
 // Pid is the plugin process's id.
