@@ -55,4 +55,3 @@ func ServeRelay(listen, backend string) error {
 	fmt.Println("serving on", listen)
 	return srv.Serve(lis)
 }
-
