@@ -1,0 +1,197 @@
+// Package storage exports a block device or an image file as upstream
+// Jumpstarter's storage mux and flasher (jumpstarter_driver_opendal's
+// StorageMuxClient, FlasherClient and StorageMuxFlasherClient contracts):
+// host(), dut() and off() switch the device, and writes stream an image
+// straight to it. The binary jumpwire-driver-storage serves the three types.
+//
+// A write goes from the client's stream to the device with no copy of the
+// image anywhere else: reading, writing and hashing run concurrently on a
+// few 1 MiB buffers, the device is fsynced before the write succeeds, and
+// the result carries the sha256 of what was written. The device's state
+// (mux position, whether the last write completed, its sha256) lives in a
+// small JSON file beside it (see [State]): a write marks the device
+// incomplete before its first byte and complete only after the fsync, so a
+// client that goes away mid-write leaves it marked not fully written.
+//
+// A storage mux refuses to write or read the device unless it is switched
+// to the host. A flasher (which has no mux) always may.
+package storage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/jumpwire-dev/jumpwire/sdk"
+)
+
+// Mux is a storage mux: host, dut, off, and the device's bytes.
+var Mux = sdk.Type{
+	Name:        "storage-mux",
+	Aliases:     []string{"jumpstarter_driver_opendal.driver.MockStorageMux"},
+	Client:      "jumpstarter_driver_opendal.client.StorageMuxClient",
+	Description: "Storage mux",
+	Exclusive:   true,
+	New:         sdk.Factory(func(cfg Config) (*StorageMux, error) { s, err := New(cfg, true); return &StorageMux{s}, err }),
+}
+
+// Flasher is a flasher: it writes images to the device.
+var Flasher = sdk.Type{
+	Name:        "flasher",
+	Aliases:     []string{"jumpstarter_driver_opendal.driver.MockFlasher"},
+	Client:      "jumpstarter_driver_opendal.client.FlasherClient",
+	Description: "Flasher",
+	Exclusive:   true,
+	New:         sdk.Factory(func(cfg Config) (*FlasherDriver, error) { s, err := New(cfg, false); return &FlasherDriver{s}, err }),
+}
+
+// MuxFlasher is a storage mux whose client flashes through it (host, write, dut).
+var MuxFlasher = sdk.Type{
+	Name:        "storage-mux-flasher",
+	Aliases:     []string{"jumpstarter_driver_opendal.driver.MockStorageMuxFlasher"},
+	Client:      "jumpstarter_driver_opendal.client.StorageMuxFlasherClient",
+	Description: "Storage mux with a flasher",
+	Exclusive:   true,
+	New:         sdk.Factory(func(cfg Config) (*StorageMux, error) { s, err := New(cfg, true); return &StorageMux{s}, err }),
+}
+
+// Config configures a storage device.
+type Config struct {
+	Path  string `json:"path" doc:"the block device or image file (required); an image file is created by the first write"`
+	State string `json:"state" doc:"the file keeping the mux position and the last write's state (default: .NAME.jumpwire-storage beside an image file, under the temporary directory for a block device)"`
+}
+
+// Storage is the device and its state; the driver types wrap it.
+type Storage struct {
+	sdk.Base
+	cfg       Config
+	statePath string
+	mux       bool // a mux guards reads and writes by its position
+
+	mu   sync.Mutex
+	busy string // the operation using the device, "" when idle
+}
+
+// New checks cfg and builds the device's driver core; mux says whether it
+// is switched (a storage mux) or always the host's (a flasher).
+func New(cfg Config, mux bool) (*Storage, error) {
+	if cfg.Path == "" {
+		return nil, sdk.InvalidConfig("path", "required: the block device or image file, e.g. /dev/sda or /var/lib/boards/disk.img")
+	}
+	if !filepath.IsAbs(cfg.Path) {
+		return nil, sdk.InvalidConfig("path", "must be an absolute path, got %q", cfg.Path)
+	}
+	if st, err := os.Stat(filepath.Dir(cfg.Path)); err != nil || !st.IsDir() {
+		return nil, sdk.InvalidConfig("path", "the directory of %q does not exist", cfg.Path)
+	}
+	if st, err := os.Stat(cfg.Path); err == nil && st.IsDir() {
+		return nil, sdk.InvalidConfig("path", "%q is a directory; name a block device or an image file", cfg.Path)
+	}
+	s := &Storage{cfg: cfg, statePath: cfg.State, mux: mux}
+	if s.statePath == "" {
+		s.statePath = StatePath(cfg.Path)
+	}
+	return s, nil
+}
+
+// acquire marks the device in use by op, or says who uses it.
+func (s *Storage) acquire(op string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy != "" {
+		return nil, fmt.Errorf("%w: storage: %s is in use by a %s; wait for it to finish", sdk.ErrBusy, s.cfg.Path, s.busy)
+	}
+	s.busy = op
+	return func() {
+		s.mu.Lock()
+		s.busy = ""
+		s.mu.Unlock()
+	}, nil
+}
+
+func (s *Storage) state() (State, error) { return ReadState(s.statePath) }
+
+// Status is what status() reports.
+type Status struct {
+	State
+	Path string `json:"path"`
+	Busy string `json:"busy,omitempty"` // the operation in progress
+}
+
+// Status reports the mux position and the last write's state.
+func (s *Storage) Status(context.Context) (Status, error) {
+	st, err := s.state()
+	if err != nil {
+		return Status{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Status{State: st, Path: s.cfg.Path, Busy: s.busy}, nil
+}
+
+// switchTo moves the mux to pos; not while the device is in use.
+func (s *Storage) switchTo(pos string) error {
+	release, err := s.acquire("switch")
+	if err != nil {
+		return err
+	}
+	defer release()
+	st, err := s.state()
+	if err != nil {
+		return err
+	}
+	if st.Mux == pos {
+		return nil
+	}
+	st.Mux = pos
+	if err := writeState(s.statePath, st); err != nil {
+		return err
+	}
+	s.Logger().Info("switched", "to", pos)
+	return nil
+}
+
+// StorageMux is the storage-mux and storage-mux-flasher driver.
+type StorageMux struct{ *Storage }
+
+// FlasherDriver is the flasher driver.
+type FlasherDriver struct{ *Storage }
+
+// Interface guards
+var (
+	_ sdk.Driver = (*StorageMux)(nil)
+	_ sdk.Driver = (*FlasherDriver)(nil)
+)
+
+// Exports lists a storage mux's methods.
+func (m *StorageMux) Exports() []sdk.Method {
+	return append([]sdk.Method{
+		sdk.Export("host", m.Host, "Connect the storage to the host"),
+		sdk.Export("dut", m.DUT, "Connect the storage to the DUT"),
+		sdk.Export("off", m.Off, "Disconnect the storage"),
+	}, m.common()...)
+}
+
+// Exports lists a flasher's methods.
+func (f *FlasherDriver) Exports() []sdk.Method {
+	return f.common()
+}
+
+func (s *Storage) common() []sdk.Method {
+	return []sdk.Method{
+		sdk.Export("status", s.Status, "The mux position and whether the last write completed, with its sha256"),
+		sdk.ExportStream("write_stream", s.WriteStream, "Write the image sent on this stream to the storage (gzip is decompressed); answers JSON lines: progress, then the result"),
+		sdk.ExportStream("read_stream", s.ReadStream, "Send the storage's content"),
+	}
+}
+
+// Host switches the storage to the host.
+func (s *Storage) Host(context.Context) error { return s.switchTo(Host) }
+
+// DUT switches the storage to the DUT.
+func (s *Storage) DUT(context.Context) error { return s.switchTo(DUT) }
+
+// Off disconnects the storage.
+func (s *Storage) Off(context.Context) error { return s.switchTo(Off) }

@@ -1,0 +1,107 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/jumpwire-dev/jumpwire/sdk"
+)
+
+// Reply is one JSON line write_stream sends back: progress while writing,
+// then either the result or the error.
+type Reply struct {
+	Progress *Progress `json:"progress,omitempty"`
+	Result   *Result   `json:"result,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Magic numbers of compressed images.
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	xzMagic   = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	bzipMagic = []byte{'B', 'Z', 'h'}
+)
+
+// decompressed returns r, decompressed when it starts as a gzip stream.
+func decompressed(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(6)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading the image: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the image looks gzip-compressed but is not: %w", sdk.ErrInvalidArgument, err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(head, xzMagic), bytes.HasPrefix(head, zstdMagic), bytes.HasPrefix(head, bzipMagic):
+		return nil, fmt.Errorf("%w: the image is xz, zstd or bzip2 compressed; write_stream decompresses gzip only: decompress it first, or flash it as an upload", sdk.ErrInvalidArgument)
+	}
+	return br, nil
+}
+
+// WriteStream writes the bytes the client sends, until its half-close, to
+// the device (gzip images decompressed), and answers JSON lines: progress
+// now and then, and finally the result or the error. A client that goes
+// away before its half-close leaves the device marked not fully written.
+func (s *Storage) WriteStream(ctx context.Context, conn sdk.Conn) error {
+	var mu sync.Mutex // progress is reported from the copy while the result waits
+	send := func(r Reply) {
+		b, _ := json.Marshal(r)
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = conn.Write(append(b, '\n'))
+	}
+	res, err := s.writeImage(ctx, conn, func(p Progress) { send(Reply{Progress: &p}) })
+	if err != nil {
+		send(Reply{Error: err.Error()})
+	} else {
+		send(Reply{Result: &res})
+	}
+	_ = conn.CloseWrite()
+	return nil
+}
+
+// writeImage writes r, decompressed if it is gzip, to the device.
+func (s *Storage) writeImage(ctx context.Context, r io.Reader, report func(Progress)) (Result, error) {
+	// A refused write must not wait for the image: check before reading it.
+	if err := s.checkWritable(); err != nil {
+		return Result{}, err
+	}
+	img, err := decompressed(r)
+	if err != nil {
+		return Result{}, fmt.Errorf("storage: %w", err)
+	}
+	return s.writeFrom(ctx, img, 0, report)
+}
+
+// checkWritable refuses early a write that writeFrom would refuse.
+func (s *Storage) checkWritable() error {
+	st, err := s.state()
+	if err != nil {
+		return err
+	}
+	if st.Mux != Host && s.mux {
+		return fmt.Errorf("%w: storage: %s is switched to %s; call host() before writing to it", sdk.ErrBusy, s.cfg.Path, muxName(st.Mux))
+	}
+	return nil
+}
+
+// ReadStream sends the device's content, then half-closes.
+func (s *Storage) ReadStream(ctx context.Context, conn sdk.Conn) error {
+	_, err := s.readTo(ctx, conn)
+	if err != nil {
+		return err
+	}
+	return conn.CloseWrite()
+}

@@ -1,0 +1,310 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/jumpwire-dev/jumpwire/sdk"
+)
+
+// Progress is how far a write has come.
+type Progress struct {
+	Bytes int64   `json:"bytes"`           // written so far
+	Total int64   `json:"total,omitempty"` // the image's size, 0 when unknown
+	Rate  float64 `json:"rate"`            // bytes per second since the start
+	ETA   float64 `json:"eta,omitempty"`   // seconds left, when the size is known
+}
+
+// Result is what a complete write reports.
+type Result struct {
+	Bytes   int64   `json:"bytes"`   // bytes written
+	SHA256  string  `json:"sha256"`  // hex sha256 of the bytes written
+	Seconds float64 `json:"seconds"` // how long the write took, fsync included
+}
+
+// bufSize is the size of each buffer a write moves; bufCount of them cycle
+// between reading, writing and hashing, which run concurrently.
+const (
+	bufSize  = 1 << 20
+	bufCount = 4
+)
+
+// progressEvery is how often a write reports its progress.
+const progressEvery = 500 * time.Millisecond
+
+// errShort is the error of an image that ended before its announced size.
+var errShort = errors.New("the image ended early")
+
+// writeFrom writes everything r yields to the device, from its start, and
+// fsyncs it. total is the image's size when known (else 0): an image that
+// ends before it is refused. report, if set, is called with the progress
+// now and then, and once at the end. The device's state is marked
+// incomplete before the first byte and complete only after the fsync.
+func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, report func(Progress)) (res Result, err error) {
+	release, err := s.acquire("write")
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	st, err := s.state()
+	if err != nil {
+		return Result{}, err
+	}
+	if st.Mux != Host && s.mux {
+		return Result{}, fmt.Errorf("%w: storage: %s is switched to %s; call host() before writing to it", sdk.ErrBusy, s.cfg.Path, muxName(st.Mux))
+	}
+	f, isDev, err := s.openForWrite(total)
+	if err != nil {
+		return Result{}, err
+	}
+	st.Complete, st.Written, st.SHA256, st.Error = false, 0, "", "writing"
+	if err := writeState(s.statePath, st); err != nil {
+		f.Close()
+		return Result{}, err
+	}
+	s.Logger().Info("write started", "device", s.cfg.Path, "size", total)
+	start := time.Now()
+	n, sum, err := copyHashed(ctx, f, r, total, func(n int64) {
+		if report != nil {
+			report(progressOf(n, total, start))
+		}
+	})
+	if err == nil && total > 0 && n != total {
+		err = fmt.Errorf("%w after %d of %d bytes", errShort, n, total)
+	}
+	if err == nil && isDev {
+		err = nil // a block device keeps what lies beyond the image
+	} else if err == nil {
+		err = f.Truncate(n) // an image file is exactly the image
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	st.Written = n
+	if err != nil {
+		st.Error = err.Error()
+		if werr := writeState(s.statePath, st); werr != nil {
+			s.Logger().Error("could not record the failed write", "error", werr)
+		}
+		s.Logger().Error("write failed; the device is marked not fully written", "written", n, "error", err)
+		code := sdk.ErrIO
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errShort) {
+			code = sdk.ErrUnavailable
+		}
+		if errors.Is(err, sdk.ErrInvalidArgument) {
+			code = sdk.ErrInvalidArgument
+		}
+		return Result{}, fmt.Errorf("%w: storage: write to %s stopped after %d bytes, and the device is marked not fully written: %w", code, s.cfg.Path, n, err)
+	}
+	st.Complete, st.SHA256, st.Error = true, hex.EncodeToString(sum), ""
+	if err := writeState(s.statePath, st); err != nil {
+		return Result{}, err
+	}
+	res = Result{Bytes: n, SHA256: st.SHA256, Seconds: time.Since(start).Seconds()}
+	if report != nil {
+		report(progressOf(n, n, start))
+	}
+	s.Logger().Info("write complete", "bytes", n, "sha256", res.SHA256, "seconds", res.Seconds)
+	return res, nil
+}
+
+func progressOf(n, total int64, start time.Time) Progress {
+	p := Progress{Bytes: n, Total: total}
+	if secs := time.Since(start).Seconds(); secs > 0 {
+		p.Rate = float64(n) / secs
+	}
+	if total > 0 && p.Rate > 0 && total >= n {
+		p.ETA = float64(total-n) / p.Rate
+	}
+	return p
+}
+
+func muxName(m string) string {
+	switch m {
+	case DUT:
+		return "the DUT"
+	case Off:
+		return "off"
+	}
+	return m
+}
+
+// openForWrite opens the device for writing: a block device as it is (an
+// image larger than it is refused), an image file created if missing.
+func (s *Storage) openForWrite(total int64) (f *os.File, isDev bool, err error) {
+	st, err := os.Stat(s.cfg.Path)
+	switch {
+	case err == nil && st.Mode()&fs.ModeDevice != 0:
+		f, err = os.OpenFile(s.cfg.Path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, true, fmt.Errorf("%w: storage: open %s: %w", sdk.ErrUnavailable, s.cfg.Path, err)
+		}
+		size, err := f.Seek(0, io.SeekEnd)
+		if err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+		if err != nil {
+			f.Close()
+			return nil, true, fmt.Errorf("%w: storage: size of %s: %w", sdk.ErrIO, s.cfg.Path, err)
+		}
+		if total > size {
+			f.Close()
+			return nil, true, fmt.Errorf("%w: storage: the image is %d bytes, larger than %s (%d bytes)", sdk.ErrInvalidArgument, total, s.cfg.Path, size)
+		}
+		return f, true, nil
+	case err == nil && !st.Mode().IsRegular():
+		return nil, false, fmt.Errorf("%w: storage: %s is neither a block device nor a regular file", sdk.ErrUnavailable, s.cfg.Path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, false, fmt.Errorf("%w: storage: %w", sdk.ErrUnavailable, err)
+	}
+	f, err = os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: storage: open %s: %w", sdk.ErrUnavailable, s.cfg.Path, err)
+	}
+	return f, false, nil
+}
+
+// copyHashed copies r to w while hashing what it copies. Reading, writing
+// and hashing run concurrently on different buffers. progress is called at
+// most every progressEvery with the bytes written so far.
+func copyHashed(ctx context.Context, w io.Writer, r io.Reader, total int64, progress func(int64)) (int64, []byte, error) {
+	free := make(chan []byte, bufCount)
+	for range bufCount {
+		free <- make([]byte, bufSize)
+	}
+	type filled struct {
+		b   []byte
+		err error
+	}
+	toWrite := make(chan filled, bufCount)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the reader
+		defer close(toWrite)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				err = io.EOF
+			}
+			select {
+			case toWrite <- filled{b[:n], err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	toHash := make(chan []byte, bufCount)
+	hashed := make(chan []byte, 1)
+	go func(in <-chan []byte) { // the hasher
+		h := sha256.New()
+		for b := range in {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+		hashed <- h.Sum(nil)
+	}(toHash)
+	defer func() {
+		if toHash != nil {
+			close(toHash)
+			<-hashed
+		}
+	}()
+	var n int64
+	last := time.Now()
+	for {
+		var c filled
+		var ok bool
+		select {
+		case c, ok = <-toWrite:
+		case <-ctx.Done():
+			return n, nil, ctx.Err()
+		}
+		if !ok {
+			return n, nil, errors.New("storage: reader stopped")
+		}
+		if len(c.b) > 0 {
+			m, err := w.Write(c.b)
+			n += int64(m)
+			if err != nil {
+				return n, nil, fmt.Errorf("%w: %w", sdk.ErrIO, err)
+			}
+			toHash <- c.b
+		}
+		if c.err == io.EOF {
+			close(toHash)
+			toHash = nil
+			return n, <-hashed, nil
+		}
+		if c.err != nil {
+			return n, nil, fmt.Errorf("reading the image: %w", c.err)
+		}
+		if total > 0 && n > total {
+			return n, nil, fmt.Errorf("%w: the image is longer than its announced %d bytes", sdk.ErrInvalidArgument, total)
+		}
+		if time.Since(last) >= progressEvery {
+			last = time.Now()
+			progress(n)
+		}
+	}
+}
+
+// readTo writes the device's content to w, from its start, and returns the
+// bytes written and their sha256.
+func (s *Storage) readTo(ctx context.Context, w io.Writer) (Result, error) {
+	release, err := s.acquire("read")
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	st, err := s.state()
+	if err != nil {
+		return Result{}, err
+	}
+	if st.Mux != Host && s.mux {
+		return Result{}, fmt.Errorf("%w: storage: %s is switched to %s; call host() before reading it", sdk.ErrBusy, s.cfg.Path, muxName(st.Mux))
+	}
+	f, err := os.Open(s.cfg.Path)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: storage: %w", sdk.ErrUnavailable, err)
+	}
+	defer f.Close()
+	start := time.Now()
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), readerCtx{ctx, f}, make([]byte, bufSize))
+	if err != nil {
+		return Result{}, fmt.Errorf("storage: read %s after %d bytes: %w", s.cfg.Path, n, err)
+	}
+	return Result{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Seconds: time.Since(start).Seconds()}, nil
+}
+
+// readerCtx stops reading once ctx is done.
+type readerCtx struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r readerCtx) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
