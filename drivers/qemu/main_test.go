@@ -1,0 +1,12 @@
+package qemu_test
+
+import (
+	"testing"
+
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+)
+
+// TestMain fails the run when a goroutine of the driver outlives the tests.
+func TestMain(m *testing.M) {
+	testbin.MainCheckingLeaks(m, "github.com/jumpwire-dev/jumpwire/drivers/qemu")
+}
