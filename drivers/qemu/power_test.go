@@ -94,7 +94,6 @@ func gone(pid int) bool {
 	return strings.Contains(string(b), ") Z ")
 }
 
-
 // streamErr is how a console stream ends at once.
 func streamErr(ctx context.Context, d *sdktest.Instance) error {
 	conn, err := d.Stream(ctx, "connect")
