@@ -246,6 +246,17 @@ func TestTTYLink(t *testing.T) {
 			t.Errorf("after exit: %s still there (%v)", path, err)
 		}
 	})
+	t.Run("live link of another board kept", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "tty")
+		first := start(t, options{TTY: path})
+		err := run(t.Context(), options{TTY: path, Log: hclog.NewNullLogger()}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "in use by another board") {
+			t.Fatalf("a second board on the same path: %v; want a refusal", err)
+		}
+		if target, _ := os.Readlink(path); target != first.slave {
+			t.Fatalf("the second board changed %s to %q; want the first board's %s", path, target, first.slave)
+		}
+	})
 	t.Run("missing directory created", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "a", "b", "tty")
 		s := start(t, options{TTY: path})

@@ -57,35 +57,14 @@ func main() {
 	}
 }
 
-// run starts the board's console and HTTP service, prints one line per
+// run starts the board's HTTP service and console (in that order, so that a
+// busy port fails before the console's link is touched), prints one line per
 // resource to out and serves until ctx ends, then stops both and removes the
 // console's link.
 func run(ctx context.Context, o options, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := newBoard(o.Name)
-	if o.TTY != "" {
-		master, slave, err := openPTY()
-		if err != nil {
-			return err
-		}
-		if err := link(slave, o.TTY); err != nil {
-			_ = master.Close()
-			return err
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			serveConsole(ctx, master, b, o.Log.Named("console"))
-		}()
-		defer func() {
-			unlink(slave, o.TTY)
-			cancel()
-			_ = master.Close()
-			<-done
-		}()
-		fmt.Fprintf(out, "serial console on %s -> %s\n", o.TTY, slave)
-	}
 	if o.HTTP != "" {
 		ln, err := net.Listen("tcp", o.HTTP)
 		if err != nil {
@@ -108,6 +87,28 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			<-done
 		}()
 		fmt.Fprintf(out, "http on %s\n", ln.Addr())
+	}
+	if o.TTY != "" {
+		master, slave, err := openPTY()
+		if err != nil {
+			return err
+		}
+		if err := link(slave, o.TTY); err != nil {
+			_ = master.Close()
+			return err
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			serveConsole(ctx, master, b, o.Log.Named("console"))
+		}()
+		defer func() {
+			unlink(slave, o.TTY)
+			cancel()
+			_ = master.Close()
+			<-done
+		}()
+		fmt.Fprintf(out, "serial console on %s -> %s\n", o.TTY, slave)
 	}
 	<-ctx.Done()
 	return nil

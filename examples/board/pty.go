@@ -54,12 +54,16 @@ func setupPTY(master int) (string, error) {
 }
 
 // link makes path a symbolic link to target, creating its directory and
-// replacing a link left by an earlier run, but nothing else.
+// replacing a stale link left by an earlier run, but nothing else: a link to
+// a terminal that exists belongs to a board that runs.
 func link(target, path string) error {
 	fi, err := os.Lstat(path)
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSymlink == 0:
 		return fmt.Errorf("tty: %s exists and is not a symbolic link; remove it or choose another --tty path", path)
+	case err == nil && stat(path) == nil:
+		old, _ := os.Readlink(path)
+		return fmt.Errorf("tty: %s is in use by another board (it links to %s); choose another --tty path", path, old)
 	case err == nil:
 		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("tty: replace the old link: %w", err)
@@ -73,6 +77,8 @@ func link(target, path string) error {
 	}
 	return nil
 }
+
+func stat(path string) error { _, err := os.Stat(path); return err }
 
 // unlink removes the link at path if it still points to target (another board
 // may have taken the path over since).
