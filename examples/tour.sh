@@ -1,43 +1,49 @@
 #!/usr/bin/env sh
-# A short tour of jumpwire: start the simulated demo board (a serial console
-# on a pseudo-terminal and an HTTP service), a local exporter on the given
-# config, show the driver tree, switch the power on and read it, talk to the
-# board's console and its web service, then (in a terminal) leave you in a
-# shell connected to the exporter. `make demo` runs this.
+# A tour of jumpwire on a real (virtual) board: start a local exporter for a
+# QEMU board, flash the board's disk image through the storage driver, power
+# the board on, watch it boot on its serial console, log in, and reach the
+# HTTP service inside it. In a terminal it then leaves you in a shell wired to
+# the same exporter, with the board still running. `make demo` runs this after
+# `make image`.
+#
+# Each run has its own state directory and ports: tours run side by side.
 set -eu
-config=${1:-examples/exporter.yaml}
-
-boardlog=$(mktemp)
-jumpwire-demo-board --tty /tmp/jumpwire-demo/tty --http 127.0.0.1:18080 >"$boardlog" 2>&1 &
-board=$!
-trap 'kill "$board" 2>/dev/null || true; wait "$board" 2>/dev/null || true; rm -f "$boardlog"' EXIT
-trap 'exit 130' INT TERM
-i=0
-until grep -q '^http on' "$boardlog"; do
-	i=$((i + 1))
-	if [ "$i" -gt 50 ] || ! kill -0 "$board" 2>/dev/null; then
-		echo "tour: the demo board did not start:" >&2
-		cat "$boardlog" >&2
-		exit 1
-	fi
-	sleep 0.1
+image=${BOARD_IMAGE:?set BOARD_IMAGE to the directory make image built}
+template=${1:-examples/qemu-board.yaml}
+for f in vmlinuz initrd.img disk.img.gz; do
+	[ -f "$image/$f" ] || { echo "tour: $image/$f is missing: run make image" >&2; exit 1; }
 done
 
-jw shell -c "$config" -- sh -eu -c '
-step() { printf "\n\033[1m\$ %s\033[0m\n" "$*"; "$@"; }
+dir=$(mktemp -d "${TMPDIR:-/tmp}/jumpwire-board.XXXXXX")
+# Only this run's own directory is removed, once its exporter is gone.
+trap 'rm -rf "$dir"' EXIT
+trap 'exit 130' INT TERM
+sed -e "s|BOARD_DIR|$dir|g" -e "s|BOARD_IMAGE|$image|g" "$template" >"$dir/exporter.yaml"
+
+export TOUR_IMAGE="$image" TOUR_DIR="$dir"
+if [ -t 0 ] && [ -t 1 ]; then export TOUR_INTERACTIVE=1; fi
+jw shell -c "$dir/exporter.yaml" -- sh -eu -c '
+if [ -t 1 ]; then b=$(printf "\033[1m"); n=$(printf "\033[0m"); else b=; n=; fi
+step() { printf "\n%s\$ %s%s\n" "$b" "$*" "$n"; "$@"; }
+say() { printf "\n%s# %s%s\n" "$b" "$*" "$n"; }
 step jw tree
-step jw power on
-step jw power read
-step jw dut power read
-step jw power off
-step jw status
-# A serial stream lasts until the client goes away: end it after a second of quiet.
-step sh -c "printf \"root\\runame -a\\r\" | jw pipe --idle 1s dut.serial"
-step sh -c "printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | jw pipe dut.web"
-'
-if [ -t 0 ] && [ -t 1 ]; then
-	printf "\nNow a shell with the exporter at \$JUMPSTARTER_HOST: try jw tree, jw power on,\n"
-	printf "jw console dut.serial (leave with Ctrl-B three times), jw forward tcp 8080 dut.web.\n"
-	printf "Leave the shell with exit.\n"
-	jw shell -c "$config"
+say "Flash the board image (gzip; the driver decompresses it) onto the board disk"
+step jw flash board.flasher "$TOUR_IMAGE/disk.img.gz"
+step jw host disk-sha256
+step jw board.power on
+say "The board boots on its serial console (this ends after 4 quiet seconds)"
+step sh -c "jw pipe --idle 4s board.console </dev/null"
+say "Log in as root and look around"
+step sh -c "(printf \"root\\r\"; sleep 1; printf \"cat /etc/motd; uname -sr; ip -4 addr show eth0 | grep inet\\r\"; sleep 1) | jw pipe --idle 2s board.console | tail -n 6"
+say "The HTTP service inside the board, through the exporter"
+step sh -c "printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | jw pipe board.web"
+step jw board.power status
+if [ -n "${TOUR_INTERACTIVE:-}" ]; then
+	printf "\nNow a shell wired to the exporter, with the board running. Try:\n"
+	printf "  jw console board.console     the serial console (leave with Ctrl-B three times)\n"
+	printf "  jw forward tcp 8080 board.web, then open http://127.0.0.1:8080/\n"
+	printf "  jw board.power off / on, jw flash board.flasher %s/disk.img.gz\n" "$TOUR_IMAGE"
+	printf "Leave with exit (the board powers off).\n"
+	exec "${SHELL:-sh}" -i
 fi
+'

@@ -83,14 +83,63 @@ type hub struct {
 	wg   sync.WaitGroup
 }
 
-// sub is one console connection.
+// sub is one console connection and the output it has yet to receive.
 type sub struct {
-	c   net.Conn
-	out chan []byte
+	c       net.Conn
+	mu      sync.Mutex
+	pending []byte
+	closed  bool
+	wake    chan struct{} // has a value when pending grew or the sub closed
 }
 
-// subQueue is how many chunks a console connection may lag behind.
-const subQueue = 256
+// subLimit is how much output a console connection may lag behind.
+const subLimit = 256 << 10
+
+func newSub(c net.Conn) *sub { return &sub{c: c, wake: make(chan struct{}, 1)} }
+
+// push queues b, or reports false when the connection lags too far behind.
+func (s *sub) push(b []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending)+len(b) > subLimit {
+		return false
+	}
+	s.pending = append(s.pending, b...)
+	s.signal()
+	return true
+}
+
+// end tells the sender to stop once pending is written.
+func (s *sub) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.signal()
+}
+
+func (s *sub) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the pending output, waiting for some; ok is false at the end.
+func (s *sub) take() (b []byte, ok bool) {
+	for {
+		s.mu.Lock()
+		b, s.pending = s.pending, nil
+		closed := s.closed
+		s.mu.Unlock()
+		if len(b) > 0 {
+			return b, true
+		}
+		if closed {
+			return nil, false
+		}
+		<-s.wake
+	}
+}
 
 // listenConsole serves the console socket at path (replacing a stale socket
 // a crashed process left, but nothing else).
@@ -142,9 +191,7 @@ func (h *hub) deliver(b []byte) {
 		}
 	}
 	for s := range h.subs {
-		select {
-		case s.out <- append([]byte(nil), b...):
-		default:
+		if !s.push(b) {
 			h.logger.Warn("a console stream does not keep up: output dropped for it", "bytes", len(b))
 		}
 	}
@@ -157,16 +204,14 @@ func (h *hub) accept() {
 		if err != nil {
 			return
 		}
-		s := &sub{c: c, out: make(chan []byte, subQueue)}
+		s := newSub(c)
 		h.mu.Lock()
 		if h.closed {
 			h.mu.Unlock()
 			c.Close()
 			return
 		}
-		if len(h.recent) > 0 {
-			s.out <- append([]byte(nil), h.recent...)
-		}
+		s.push(h.recent)
 		h.subs[s] = struct{}{}
 		h.mu.Unlock()
 		h.wg.Add(2)
@@ -178,15 +223,17 @@ func (h *hub) accept() {
 // send writes the board's output to one connection.
 func (h *hub) send(s *sub) {
 	defer h.wg.Done()
-	for b := range s.out {
+	defer s.c.Close()
+	for {
+		b, ok := s.take()
+		if !ok {
+			return
+		}
 		if _, err := s.c.Write(b); err != nil {
 			h.drop(s)
-			for range s.out { // until drop's close
-			}
 			return
 		}
 	}
-	s.c.Close()
 }
 
 // receive writes what one connection sends to the board.
@@ -222,7 +269,7 @@ func (h *hub) drop(s *sub) {
 	defer h.mu.Unlock()
 	if _, ok := h.subs[s]; ok {
 		delete(h.subs, s)
-		close(s.out)
+		s.end()
 	}
 }
 
@@ -233,7 +280,7 @@ func (h *hub) close() {
 	h.closed = true
 	for s := range h.subs {
 		delete(h.subs, s)
-		close(s.out)
+		s.end()
 		s.c.Close()
 	}
 	h.mu.Unlock()

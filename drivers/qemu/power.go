@@ -55,6 +55,9 @@ type PowerConfig struct {
 	Backlog     int                `json:"backlog" doc:"bytes of recent console output a new console stream receives first (default 65536, 0 for none)"`
 }
 
+// defaultPath is where qemu is looked for when the plugin has no PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // Forward is one TCP port of the guest forwarded to the host.
 type Forward struct {
 	GuestPort int `json:"guest_port" doc:"the guest's port (required)"`
@@ -150,6 +153,10 @@ func NewPower(cfg PowerConfig) (*QemuPower, error) {
 	}
 	if cfg.Binary == "" {
 		cfg.Binary = "qemu-system-" + cfg.Arch
+	}
+	if os.Getenv("PATH") == "" {
+		// The exporter starts plugins with an empty environment.
+		os.Setenv("PATH", defaultPath)
 	}
 	return &QemuPower{cfg: cfg}, nil
 }
@@ -363,19 +370,42 @@ func (p *QemuPower) pickPorts() (map[string]int, error) {
 	return ports, nil
 }
 
-// accel chooses the accelerator: KVM when asked or usable, else TCG.
+// accel chooses the accelerator: KVM when asked, or when usable (see
+// kvmUsable), else TCG.
 func (p *QemuPower) accel() string {
 	if p.cfg.Accel != "auto" {
 		return p.cfg.Accel
 	}
-	if p.cfg.Arch != hostArch() {
-		return "tcg"
-	}
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-		f.Close()
+	if p.cfg.Arch == hostArch() && kvmUsable() {
 		return "kvm"
 	}
 	return "tcg"
+}
+
+// kvmUsable reports whether /dev/kvm opens for reading and writing and, on
+// x86, the CPU has hardware virtualization (vmx or svm): a /dev/kvm without
+// it (such as PVM's, in a cloud VM) runs only guests built for it, and an
+// ordinary kernel hangs there silently.
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "386" {
+		return true
+	}
+	info, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if strings.HasPrefix(line, "flags") {
+			flags := strings.Fields(line)
+			return slices.Contains(flags, "vmx") || slices.Contains(flags, "svm")
+		}
+	}
+	return false
 }
 
 // argv is qemu's command line.

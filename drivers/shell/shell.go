@@ -50,7 +50,12 @@ type Config struct {
 	Timeout time.Duration           `json:"timeout" doc:"time limit of a run unless the method sets its own, e.g. 30s (default 300s)"`
 	Cwd     string                  `json:"cwd" doc:"working directory of every run (default: the exporter's)"`
 	Grace   time.Duration           `json:"grace" doc:"how long a timed-out run has between SIGTERM and SIGKILL (default 5s)"`
+	Env     map[string]string       `json:"env" doc:"environment of every run (default PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin); clients add to it with call_method's env"`
 }
+
+// DefaultPath is the PATH of commands unless the config sets one: the
+// exporter starts plugins with an empty environment.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // SetDefaults fills in the defaults before the config is decoded.
 func (c *Config) SetDefaults() {
@@ -149,6 +154,21 @@ func New(cfg Config) (*Shell, error) {
 			return nil, sdk.InvalidConfig("cwd", "%q is not a directory", cfg.Cwd)
 		}
 	}
+	if cfg.Env == nil {
+		cfg.Env = map[string]string{}
+	}
+	for k := range cfg.Env {
+		if !isIdentifier(k) {
+			return nil, sdk.InvalidConfig("env."+k, "%q is not a variable name", k)
+		}
+	}
+	if _, ok := cfg.Env["PATH"]; !ok && os.Getenv("PATH") == "" {
+		cfg.Env["PATH"] = DefaultPath
+	}
+	// The interpreter is found on the commands' PATH.
+	if p, ok := cfg.Env["PATH"]; ok {
+		os.Setenv("PATH", p)
+	}
 	return &Shell{cfg: cfg, names: slices.Sorted(maps.Keys(cfg.Methods))}, nil
 }
 
@@ -199,7 +219,9 @@ func (s *Shell) CallMethod(ctx context.Context, method string, env map[string]st
 		argv := append(slices.Clone(s.cfg.Shell), m.Command, method)
 		argv = append(argv, args...)
 		s.Logger().Info("run", "method", method, "args", args, "timeout", timeout)
-		r := &run{method: method, argv: argv, env: env, dir: s.cfg.Cwd, timeout: timeout, grace: s.cfg.Grace}
+		all := maps.Clone(s.cfg.Env)
+		maps.Copy(all, env)
+		r := &run{method: method, argv: argv, env: all, dir: s.cfg.Cwd, timeout: timeout, grace: s.cfg.Grace}
 		for out, err := range r.start(ctx) {
 			if err != nil {
 				yield(nil, fmt.Errorf("shell: %s: %w", method, err))

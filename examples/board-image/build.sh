@@ -10,7 +10,7 @@
 # Nothing is built as root; packages are fetched with apt-get download.
 set -eu
 dir=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/jumpwire/board}
-stamp="$dir/.built-v1"
+stamp="$dir/.built-v2"
 if [ -f "$stamp" ] && [ -f "$dir/disk.img.gz" ]; then
 	echo "board image: up to date in $dir"
 	exit 0
@@ -102,9 +102,9 @@ echo board >"$rf/etc/hostname"
 echo 'root::0:0:root:/root:/bin/sh' >"$rf/etc/passwd"
 echo 'root:x:0:' >"$rf/etc/group"
 printf 'Welcome to the jumpwire demo board (busybox on Debian'"'"'s %s).\n' "$kpkg" >"$rf/etc/motd"
-echo 'export PS1="\\u@\\h:\\w# "' >"$rf/etc/profile"
+echo 'export PS1="root@\\h:\\w# "' >"$rf/etc/profile"
 printf '<h1>Hello from the jumpwire demo board</h1>\n' >"$rf/www/index.html"
-mke2fs -q -t ext4 -L board -E root_owner=0:0 -d "$rf" "$work/disk.img" 32M
+mke2fs -q -t ext4 -L board -E root_owner=0:0 -d "$rf" "$work/disk.img" 32M >/dev/null
 gzip -9 -k "$work/disk.img"
 
 mv "$work/vmlinuz" "$work/initrd.img" "$work/disk.img" "$work/disk.img.gz" "$dir/"
