@@ -6,7 +6,10 @@ DRIVERS  := $(notdir $(wildcard drivers/*))
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-short bench fuzz proto proto-check lint fmt clean
+.PHONY: all build board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
+
+# Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
+BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
 
 all: build
 
@@ -20,17 +23,26 @@ build:
 	done
 	$(GO) build -o $(BIN)/jumpwire-demo-board ./examples/board
 
-## demo: build, start a local exporter on examples/exporter.yaml and take a short tour
-demo: build
-	@PATH="$(CURDIR)/$(BIN):$$PATH" ./examples/tour.sh examples/exporter.yaml
+## board-deps: install qemu-system-x86, cpio and e2fsprogs with apt-get when missing
+board-deps:
+	@./examples/board-image/install-deps.sh
+
+## image: build the demo board's image from Debian packages into $(BOARD_IMAGE) (once; cached)
+image: board-deps
+	@./examples/board-image/build.sh "$(BOARD_IMAGE)"
+
+## demo: build, make the board image, and tour a QEMU board: flash, boot, log in, reach its web service
+demo: build image
+	@PATH="$(CURDIR)/$(BIN):$$PATH" BOARD_IMAGE="$(BOARD_IMAGE)" ./examples/tour.sh examples/qemu-board.yaml
 
 ## test: vet and the whole test suite with the race detector: the root module,
-## the SDK module, and the out-of-tree driver example (which requires the SDK only)
-test: build
+## the SDK module, and the out-of-tree driver example (which requires the SDK only);
+## the QEMU board's end-to-end test uses the image `make image` builds
+test: build image
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd examples/vendor-driver && $(GO) vet ./... && $(GO) test -race -count=1 ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" $(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench: the performance benchmarks (figures go to docs/PERFORMANCE.md)
 bench: build

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jumpwire-dev/jumpwire/client"
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+)
+
+// TestBoardE2E runs the demo's QEMU board through the exporter once: flash
+// the image with jw flash, power on, log in on the serial console, fetch the
+// board's web page through its forwarded port, power off. It needs the
+// board image (make test builds it and sets JUMPWIRE_BOARD_IMAGE) and qemu.
+func TestBoardE2E(t *testing.T) {
+	img := os.Getenv("JUMPWIRE_BOARD_IMAGE")
+	if img == "" {
+		t.Skip("JUMPWIRE_BOARD_IMAGE is not set: `make test` builds the board image (make image) and sets it")
+	}
+	for _, f := range []string{"vmlinuz", "initrd.img", "disk.img", "disk.img.gz"} {
+		if _, err := os.Stat(filepath.Join(img, f)); err != nil {
+			t.Fatalf("the board image is incomplete: %v (run make image)", err)
+		}
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatalf("qemu is not installed (make board-deps installs it): %v", err)
+	}
+	jw := jwBinary(t)
+	for _, d := range []string{"qemu", "storage", "shell"} {
+		dst := filepath.Join(filepath.Dir(jw), "plugins", "jumpwire-driver-"+d)
+		if err := os.Link(testbin.Build(t, "./drivers/"+d+"/cmd/jumpwire-driver-"+d), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	tmpl, err := os.ReadFile(filepath.Join(testbin.Root(t), "examples", "qemu-board.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "exporter.yaml")
+	conf := strings.NewReplacer("BOARD_DIR", dir, "BOARD_IMAGE", img).Replace(string(tmpl))
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "e.sock")
+	exp := exec.Command(jw, "run", "-c", cfg, "--listen", "unix://"+sock)
+	exp.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=")
+	var expLog bytes.Buffer
+	exp.Stderr = &expLog
+	if err := exp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = exp.Process.Kill()
+			_ = exp.Wait()
+		}
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", expLog.String())
+		}
+	})
+	waitFor(t, "the exporter listens", func() bool { _, err := os.Stat(sock); return err == nil })
+
+	// Flash with jw flash: the gzip image arrives decompressed, fsynced, hashed.
+	disk, err := os.ReadFile(filepath.Join(img, "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(disk)
+	want := hex.EncodeToString(sum[:])
+	out, err := exec.Command(jw, "--host", "unix://"+sock, "flash", "board.flasher", filepath.Join(img, "disk.img.gz")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("jw flash: %v\n%s\nwant the sha256 of the decompressed image, %s", err, out, want)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix://"+sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tree, err := c.Tree(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := func(path string) string {
+		d, err := tree.Lookup(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.UUID
+	}
+	st, err := c.Call(ctx, uuid("board.flasher"), "status")
+	if m, _ := st.(map[string]any); err != nil || m["complete"] != true || m["mux"] != "dut" || m["sha256"] != want {
+		t.Fatalf("flasher status after jw flash: %v, %v; want complete, switched back to the DUT, the image's sha256", st, err)
+	}
+	if _, err := c.Call(ctx, uuid("board.power"), "on"); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.Call(ctx, uuid("board.power"), "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	qemuPid := int(ps.(map[string]any)["pid"].(float64))
+
+	// Log in on the serial console.
+	con, err := c.Stream(ctx, uuid("board.console"), "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer con.Close()
+	expectOn(t, con, "login:")
+	if _, err := con.Write([]byte("root\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "# ")
+	if _, err := con.Write([]byte("echo jw-$((6 * 7))\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "jw-42")
+
+	// The board's web service through its forwarded port; the service
+	// starts before the login prompt.
+	web, err := c.Stream(ctx, uuid("board.web"), "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := web.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = web.CloseWrite()
+	page, err := io.ReadAll(web)
+	if !strings.Contains(string(page), "Hello from the jumpwire demo board") {
+		t.Fatalf("the board's web page: %q, %v", page, err)
+	}
+
+	if _, err := c.Call(ctx, uuid("board.power"), "off"); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := c.Call(ctx, uuid("board.power"), "state"); err != nil || on != false {
+		t.Fatalf("state after off: %v, %v", on, err)
+	}
+	if running(qemuPid) {
+		t.Fatalf("qemu (pid %d) still runs after off", qemuPid)
+	}
+	// Stopping the exporter powers a running board off.
+	if _, err := c.Call(ctx, uuid("board.power"), "on"); err != nil {
+		t.Fatal(err)
+	}
+	ps, err = c.Call(ctx, uuid("board.power"), "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	qemuPid = int(ps.(map[string]any)["pid"].(float64))
+	if err := exp.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = exp.Wait()
+	stopped = true
+	waitFor(t, "qemu ends with the exporter", func() bool { return !running(qemuPid) })
+}
+
+// expectOn reads r until its output contains want, failing the test when the
+// stream ends first (the test's context bounds the wait).
+func expectOn(t *testing.T, r io.Reader, want string) {
+	t.Helper()
+	var seen []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(seen, []byte(want)) {
+		n, err := r.Read(buf)
+		seen = append(seen, buf[:n]...)
+		if err != nil {
+			t.Fatalf("the console ended (%v) before %q; it printed:\n%s", err, want, seen)
+		}
+		if len(seen) > 1<<20 {
+			seen = seen[len(seen)-4096:]
+		}
+	}
+}
