@@ -189,3 +189,42 @@ func expectOn(t *testing.T, r io.Reader, want string) {
 		}
 	}
 }
+
+// TestShellDriverThroughJw: jw runs a shell driver's method as upstream's
+// ShellClient does: output as it comes, the command's return code as jw's.
+func TestShellDriverThroughJw(t *testing.T) {
+	jw := jwBinary(t)
+	dst := filepath.Join(filepath.Dir(jw), "plugins", "jumpwire-driver-shell")
+	if err := os.Link(testbin.Build(t, "./drivers/shell/cmd/jumpwire-driver-shell"), dst); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "exporter.yaml")
+	conf := `apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata: {name: shell}
+export:
+  host:
+    type: jumpstarter_driver_shell.driver.Shell
+    config:
+      shell: [sh, -c]
+      methods:
+        greet: 'echo "hello $1"; echo "to stderr" >&2; exit 4'
+`
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(jw, "shell", "-c", cfg, "--", "sh", "-c", "jw host greet world; echo \"rc=$?\"; jw host call_method greet '{}' there")
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(jw)+":"+os.Getenv("PATH"), "JUMPWIRE_PLUGIN_PATH=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	if got := stdout.String(); got != "hello world\nrc=4\nhello there\n" {
+		t.Errorf("stdout %q; want the command's output, its return code, and call_method's output", got)
+	}
+	if got := stderr.String(); strings.Count(got, "to stderr\n") != 2 {
+		t.Errorf("stderr %q; want the command's stderr twice", got)
+	}
+	if cmd.ProcessState.ExitCode() != 4 {
+		t.Errorf("jw shell exited %d; want the last run's return code 4", cmd.ProcessState.ExitCode())
+	}
+}

@@ -153,6 +153,9 @@ func (g *globals) invoke(cmd *cobra.Command, c *client.Client, d *client.Driver,
 	ctx, cancel := g.callCtx(cmd.Context())
 	defer cancel()
 	out := cmd.OutOrStdout()
+	if g.output == outputText && isShellRun(d, method, kind) {
+		return runShell(ctx, c, d, method, args, out, cmd.ErrOrStderr())
+	}
 	if stream || kind == client.KindStreaming {
 		for v, err := range c.StreamingCall(ctx, d.UUID, method, args...) {
 			if err != nil {
