@@ -28,6 +28,13 @@
 //   - BenchmarkSwapUnderLoad: 16 callers while the driver's binary is
 //     replaced and reloaded, against steady state.
 //   - BenchmarkReload100: a reload of 100 instances of which one changed.
+//   - BenchmarkFlash: `jw flash` of a 1 GiB image (raw and gzip) into the
+//     storage driver on tmpfs and on disk, against cp and zcat with sync,
+//     with the peak RSS of exporter, plugin and client.
+//   - BenchmarkBoardBoot: QEMU board power-on to login prompt through the
+//     exporter, against qemu started directly (needs make image).
+//   - BenchmarkBoardConsoleEcho: a byte's echo from the board's shell through
+//     the console stream, against socat on qemu's serial socket.
 //
 // Run them with `make bench`; docs/PERFORMANCE.md records the figures.
 package bench
