@@ -265,4 +265,3 @@ func BenchmarkBoardConsoleEcho(b *testing.B) {
 	}
 	reportPair(b, "socat", js, ds, 50, 99)
 }
-

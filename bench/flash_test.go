@@ -191,4 +191,3 @@ func BenchmarkFlash(b *testing.B) {
 		})
 	}
 }
-
