@@ -185,9 +185,11 @@ func (h *hub) deliver(b []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.backlog > 0 {
+		// Keep up to twice the backlog and trim to it now and then, so a
+		// board printing a byte at a time does not move the backlog each time.
 		h.recent = append(h.recent, b...)
-		if over := len(h.recent) - h.backlog; over > 0 {
-			h.recent = append(h.recent[:0], h.recent[over:]...)
+		if len(h.recent) > 2*h.backlog {
+			h.recent = append(h.recent[:0], h.recent[len(h.recent)-h.backlog:]...)
 		}
 	}
 	for s := range h.subs {
@@ -211,7 +213,7 @@ func (h *hub) accept() {
 			c.Close()
 			return
 		}
-		s.push(h.recent)
+		s.push(h.recent[max(0, len(h.recent)-h.backlog):])
 		h.subs[s] = struct{}{}
 		h.mu.Unlock()
 		h.wg.Add(2)

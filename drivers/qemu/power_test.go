@@ -269,3 +269,40 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleBacklog: a new console stream gets the last backlog bytes the
+// board printed, not more.
+func TestConsoleBacklog(t *testing.T) {
+	b := newBoard(t, map[string]any{"backlog": 64})
+	ctx := t.Context()
+	if _, err := b.power.Call(ctx, "on"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.console.Stream(ctx, "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(first)
+	for i := range 20 {
+		if _, err := first.Write([]byte("line-" + strconv.Itoa(i) + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(t, sc, "echo: line-19")
+	second, err := b.console.Stream(ctx, "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, 64)
+	buf := make([]byte, 64)
+	for len(got) < 64 {
+		n, err := second.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if len(got) != 64 || !strings.HasSuffix(string(got), "echo: line-19\n") {
+		t.Fatalf("a new stream got %q first; want the last 64 bytes, ending with the last line", got)
+	}
+}
