@@ -1,0 +1,111 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
+	"google.golang.org/grpc/metadata"
+)
+
+// Upload is a client's upload that a call reads: the driver receives it on
+// a plugin-protocol Stream opened with protocol.ResourceHeader = UUID, the
+// handle's uuid that the call's arguments name.
+type Upload struct {
+	// UUID is the upload handle's uuid.
+	UUID string
+	// Body yields the upload's plain (decoded) bytes as DATA frames, and
+	// io.EOF at the upload's end. Any other error breaks the upload off: the
+	// driver's read fails.
+	Body FrameSource
+	// Done is called once, when the upload is over for the driver, with the
+	// Body's error that broke it off (nil when it was read to its end, or the
+	// driver was over with it first).
+	Done func(error)
+}
+
+// FrameSource yields DATA frames, which the caller owns (and sends or frees).
+type FrameSource interface {
+	Next() (*protocol.Frame, error)
+}
+
+// feed relays uploads to the driver while a call made with the returned
+// context runs; stop ends the relays (the call is over) and waits for them.
+// When a relay cannot open its stream, the call's context is cancelled with
+// the reason, as the driver would otherwise wait for the upload forever.
+func (i *Instance) feed(ctx context.Context, uploads []Upload) (context.Context, func()) {
+	if len(uploads) == 0 {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	for _, up := range uploads {
+		wg.Go(func() {
+			err := relayUpload(ctx, i.proc.rpc, up)
+			var open *openError
+			if errors.As(err, &open) {
+				cancel(open)
+				err = nil
+			}
+			up.Done(err)
+		})
+	}
+	return ctx, func() {
+		cancel(context.Canceled)
+		wg.Wait()
+	}
+}
+
+// openError says the upload stream to the driver could not be opened.
+type openError struct {
+	uuid string
+	err  error
+}
+
+func (e *openError) Error() string {
+	return fmt.Sprintf("host: open upload %s to the driver: %v", e.uuid, e.err)
+}
+func (e *openError) Unwrap() error { return e.err }
+
+// relayUpload sends up's frames to the driver, then GOAWAY, and waits until
+// the driver is over with it. Frames pass as they come, one at a time: the
+// body is read only as fast as the driver reads (flow control), nothing is
+// queued. It returns the Body's error when that broke the upload off.
+func relayUpload(ctx context.Context, rpc pluginv1.DriverClient, up Upload) error {
+	s, err := rpc.Stream(metadata.AppendToOutgoingContext(ctx, protocol.ResourceHeader, up.UUID))
+	if err == nil {
+		_, err = s.Header()
+	}
+	if err != nil {
+		return &openError{uuid: up.UUID, err: err}
+	}
+	for {
+		f, err := up.Body.Next()
+		if f != nil {
+			if s.SendMsg(f) != nil {
+				return nil // the driver (or the call) is over with the upload
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if s.SendMsg(protocol.Control(protocol.KindGoaway)) == nil {
+				_ = s.CloseSend()
+			}
+			break
+		}
+		if err != nil {
+			_ = s.SendMsg(protocol.Control(protocol.KindRST))
+			return err
+		}
+	}
+	for {
+		f := new(protocol.Frame)
+		if s.RecvMsg(f) != nil {
+			return nil
+		}
+		f.Free()
+	}
+}
