@@ -9,7 +9,7 @@ PYTHON   ?= python3
 VENV     := .venv
 PYREQS   := $(sort $(wildcard python/requirements*.txt))
 
-.PHONY: all build venv board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
+.PHONY: all build venv compat-upstream board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
 
 # Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
 BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
@@ -34,6 +34,10 @@ $(VENV)/.installed: $(PYREQS)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(PYREQS))
 	@touch $@
+
+## compat-upstream: the compatibility suite (compat/) against jumpwire and upstream's own exporter
+compat-upstream: venv
+	$(GO) test -count=1 -v -run TestUpstreamClient ./compat/ -upstream
 
 ## board-deps: install qemu-system-x86, cpio and e2fsprogs with apt-get when missing
 board-deps:
