@@ -247,3 +247,25 @@ func TestUploadClientGoesAway(t *testing.T) {
 		t.Errorf("flash of an upload whose client went away = %v, want it to say the upload broke off", err)
 	}
 }
+
+// TestUploadToOldPlugin: a plugin whose protocol predates uploads (minor 0)
+// is not handed one: the call fails saying why, and the client's upload
+// stream ends.
+func TestUploadToOldPlugin(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Link(testbin.Build(t, "./internal/testplugins/plainproto"), filepath.Join(dir, "jumpwire-driver-plain")); err != nil {
+		t.Fatal(err)
+	}
+	rx := start(t, header+"export:\n  plain:\n    type: plain\n", nil, func(o *exporter.Options) {
+		o.PluginDirs = append(o.PluginDirs, dir)
+	})
+	rig := &uploadRig{c: rx.c, r: rx.r, sink: uuidOf(t, rx.c, "plain")}
+	s, handle, _ := rig.upload(t.Context(), t, "")
+	_, err := call(t, rig.c, rig.sink, "upper", handle)
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "which has no uploads") {
+		t.Errorf("a call passing an upload to a protocol 1.0 plugin = %v", err)
+	}
+	if _, err := readAll(s); err != nil {
+		t.Errorf("upload stream: %v", err)
+	}
+}

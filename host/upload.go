@@ -9,7 +9,9 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Upload is a client's upload that a call reads: the driver receives it on
@@ -42,6 +44,16 @@ func (i *Instance) feed(ctx context.Context, uploads []Upload) (context.Context,
 		return ctx, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
+	if m := i.proc.info.GetProtocolMinor(); m < uploadsMinor {
+		// It would take the upload for a byte stream with no name.
+		cancel(&openError{uuid: uploads[0].UUID, err: status.Errorf(codes.Unimplemented,
+			"%s speaks plugin protocol 1.%d, which has no uploads (1.%d added them): rebuild it with a newer SDK",
+			i.spec.Path, m, uploadsMinor)})
+		for _, up := range uploads {
+			up.Done(nil)
+		}
+		return ctx, func() { cancel(context.Canceled) }
+	}
 	var wg sync.WaitGroup
 	for _, up := range uploads {
 		wg.Go(func() {
@@ -59,6 +71,9 @@ func (i *Instance) feed(ctx context.Context, uploads []Upload) (context.Context,
 		wg.Wait()
 	}
 }
+
+// uploadsMinor is the plugin protocol's minor version that added uploads.
+const uploadsMinor = 1
 
 // openError says the upload stream to the driver could not be opened.
 type openError struct {
