@@ -5,8 +5,11 @@ PLUGINS  := $(BIN)/plugins
 DRIVERS  := $(notdir $(wildcard drivers/*))
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
+PYTHON   ?= python3
+VENV     := .venv
+PYREQS   := $(sort $(wildcard python/requirements*.txt))
 
-.PHONY: all build board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
+.PHONY: all build venv compat-upstream board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
 
 # Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
 BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
@@ -22,6 +25,19 @@ build:
 		$(GO) build -ldflags '$(LDFLAGS)' -o $(PLUGINS)/jumpwire-driver-$$d ./drivers/$$d/cmd/jumpwire-driver-$$d || exit 1; \
 	done
 	$(GO) build -o $(BIN)/jumpwire-demo-board ./examples/board
+
+## venv: the project's Python environment in .venv, from every python/requirements*.txt (pinned);
+## it holds upstream Jumpstarter's client (.venv/bin/j) that the compatibility suite runs
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(PYREQS)
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(PYREQS))
+	@touch $@
+
+## compat-upstream: the compatibility suite (compat/) against jumpwire and upstream's own exporter
+compat-upstream: venv
+	$(GO) test -count=1 -v -run TestUpstreamClient ./compat/ -upstream
 
 ## board-deps: install qemu-system-x86, cpio and e2fsprogs with apt-get when missing
 board-deps:
@@ -75,4 +91,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(VENV)

@@ -60,17 +60,20 @@ func TestDialTargets(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	t.Run("environment", func(t *testing.T) {
-		t.Setenv(client.HostEnv, "unix://"+sock)
-		c, err := client.Dial(t.Context(), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Status(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	})
+	// Upstream's shell sets a bare path; older jw shells set unix://.
+	for _, env := range []string{sock, "unix://" + sock} {
+		t.Run("environment "+env, func(t *testing.T) {
+			t.Setenv(client.HostEnv, env)
+			c, err := client.Dial(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Status(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 func TestDialErrors(t *testing.T) {

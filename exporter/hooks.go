@@ -34,8 +34,8 @@ var (
 
 // runHook runs a lease hook to its end: under a pseudo-terminal (scripts
 // that check for a terminal behave as they would for a person), with its
-// own socket in JUMPSTARTER_HOST so that `jw power on` inside it reaches
-// this exporter, and the directory of the running jw first on PATH. Its
+// own socket in JUMPSTARTER_HOST so that `jw power on` (or upstream's `j power
+// on`) inside it reaches this exporter (see ClientEnv). Its
 // output is logged and streamed to LogStream clients with the hook's
 // source. At its timeout it is killed with everything it started.
 func (e *Exporter) runHook(ctx context.Context, kind hookKind, h *config.Hook) error {
@@ -56,10 +56,7 @@ func (e *Exporter) runHook(ctx context.Context, kind hookKind, h *config.Hook) e
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
 	cmd := exec.Command(h.Exec, hookArgs(h.Script)...)
-	cmd.Env = append(os.Environ(), "JUMPSTARTER_HOST=unix://"+sock)
-	if exe, err := os.Executable(); err == nil {
-		cmd.Env = append(cmd.Env, "PATH="+filepath.Dir(exe)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	}
+	cmd.Env = ClientEnv(sock)
 	if cfgDir := filepath.Dir(e.cfg.File); cfgDir != "" {
 		cmd.Dir = cfgDir
 	}

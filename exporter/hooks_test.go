@@ -44,11 +44,12 @@ func waitReady(t *testing.T, e *exporter.Exporter) *jumpstarterv1.GetStatusRespo
 
 // TestHooksDriveDrivers: a beforeLease hook that runs `jw power on` and an
 // afterLease hook that runs `jw power off` work; their output reaches
-// LogStream with their sources.
+// LogStream with their sources. A hook sees the environment upstream's hooks
+// get: JMP_DRIVERS_ALLOW=UNSAFE, and the socket as a bare path.
 func TestHooksDriveDrivers(t *testing.T) {
 	jwOnPath(t)
 	e, c, _ := serveHooks(t, header+`hooks:
-  beforeLease: {script: "jw power on && echo powered: $(jw power state)", timeout: 30}
+  beforeLease: {script: "echo env: $JMP_DRIVERS_ALLOW [${JUMPSTARTER_HOST%%/*}] && jw power on && echo powered: $(jw power state)", timeout: 30}
   afterLease: {script: "jw power off && echo after: $(jw power state)", timeout: 30}
 export:
   power: {type: power}
@@ -69,8 +70,9 @@ export:
 		t.Fatalf("EndSession: %v, %v", r, err)
 	}
 	want := map[string]jumpstarterv1.LogSource{
-		"powered: true": jumpstarterv1.LogSource_LOG_SOURCE_BEFORE_LEASE_HOOK,
-		"after: false":  jumpstarterv1.LogSource_LOG_SOURCE_AFTER_LEASE_HOOK,
+		"env: UNSAFE []": jumpstarterv1.LogSource_LOG_SOURCE_BEFORE_LEASE_HOOK,
+		"powered: true":  jumpstarterv1.LogSource_LOG_SOURCE_BEFORE_LEASE_HOOK,
+		"after: false":   jumpstarterv1.LogSource_LOG_SOURCE_AFTER_LEASE_HOOK,
 	}
 	for len(want) > 0 {
 		m, err := logs.Recv()

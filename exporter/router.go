@@ -44,7 +44,13 @@ func parseStreamRequest(md metadata.MD) (*streamRequest, error) {
 	}
 	switch {
 	case r.Kind == "resource":
-		return nil, status.Error(codes.Unimplemented, "resource (upload) streams are not supported by this exporter yet")
+		if r.UUID == "" || r.Method != "" {
+			return nil, status.Error(codes.InvalidArgument, "stream request header: a resource stream needs uuid (of the driver it is for) and no method")
+		}
+		if e := r.XJmpContentEncoding; e != nil && !knownEncoding(*e) {
+			return nil, status.Errorf(codes.InvalidArgument,
+				"stream request header: content encoding %q is not supported; send gzip, xz, bz2, zstd or null (plain bytes)", *e)
+		}
 	case r.Kind != "driver":
 		return nil, status.Errorf(codes.InvalidArgument, `stream request header: kind %q is not "driver" or "resource"`, r.Kind)
 	case r.UUID == "" || r.Method == "":
@@ -76,6 +82,9 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	sess, err := svc.session()
 	if err != nil {
 		return err
+	}
+	if req.Kind == "resource" {
+		return serveUpload(cs, sess, n.uuid, req.XJmpContentEncoding)
 	}
 	ps, explain, release, err := sess.Stream(cs.Context(), n.uuid, req.Method)
 	if err != nil {

@@ -216,6 +216,16 @@ func (i *Instance) callError(ctx context.Context, err error) error {
 	return err
 }
 
+// uploadError is callError, except that a call cut off because an upload
+// could not reach the driver fails with that reason.
+func (i *Instance) uploadError(ctx context.Context, err error) error {
+	var open *openError
+	if errors.As(context.Cause(ctx), &open) {
+		return i.callError(ctx, open.err)
+	}
+	return i.callError(ctx, err)
+}
+
 // deadlinePassed reports whether ctx's deadline has passed (ctx.Err may
 // say so a moment later, when its timer runs).
 func deadlinePassed(ctx context.Context) bool {
@@ -223,23 +233,27 @@ func deadlinePassed(ctx context.Context) bool {
 	return ok && !time.Now().Before(d)
 }
 
-// Call calls a unary method.
-func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Value) (*structpb.Value, error) {
+// Call calls a unary method. The uploads its arguments name are relayed to
+// the driver while it runs.
+func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Value, uploads ...Upload) (*structpb.Value, error) {
 	if err := i.alive(); err != nil {
 		return nil, err
 	}
 	ctx, done := i.join(ctx)
 	defer done()
+	ctx, stop := i.feed(ctx, uploads)
+	defer stop()
 	resp, err := i.proc.rpc.Call(ctx, &pluginv1.CallRequest{Method: method, Args: args})
 	if err != nil {
-		return nil, i.callError(ctx, err)
+		return nil, i.uploadError(ctx, err)
 	}
 	return resp.Result, nil
 }
 
 // StreamingCall calls a method whose results arrive one by one. Stopping the
-// iteration cancels the call.
-func (i *Instance) StreamingCall(ctx context.Context, method string, args []*structpb.Value) iter.Seq2[*structpb.Value, error] {
+// iteration cancels the call. The uploads its arguments name are relayed to
+// the driver while it runs.
+func (i *Instance) StreamingCall(ctx context.Context, method string, args []*structpb.Value, uploads ...Upload) iter.Seq2[*structpb.Value, error] {
 	return func(yield func(*structpb.Value, error) bool) {
 		if err := i.alive(); err != nil {
 			yield(nil, err)
@@ -247,9 +261,11 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args []*str
 		}
 		ctx, done := i.join(ctx)
 		defer done()
+		ctx, stop := i.feed(ctx, uploads)
+		defer stop()
 		stream, err := i.proc.rpc.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: args})
 		if err != nil {
-			yield(nil, i.callError(ctx, err))
+			yield(nil, i.uploadError(ctx, err))
 			return
 		}
 		for {
@@ -258,7 +274,7 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args []*str
 				return
 			}
 			if err != nil {
-				yield(nil, i.callError(ctx, err))
+				yield(nil, i.uploadError(ctx, err))
 				return
 			}
 			if !yield(resp.Result, nil) {

@@ -318,18 +318,19 @@ func (s *Supervised) Health() Health {
 // Pid is the current plugin process's id, 0 while there is none.
 func (s *Supervised) Pid() int { return s.Health().Pid }
 
-// Call calls a unary method, waiting for a restart under way.
-func (s *Supervised) Call(ctx context.Context, method string, args []*structpb.Value) (*structpb.Value, error) {
+// Call calls a unary method, waiting for a restart under way. The uploads
+// its arguments name go to the same process.
+func (s *Supervised) Call(ctx context.Context, method string, args []*structpb.Value, uploads ...Upload) (*structpb.Value, error) {
 	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return inst.Call(ctx, method, args)
+	return inst.Call(ctx, method, args, uploads...)
 }
 
 // StreamingCall calls a streaming method, waiting for a restart under way.
-func (s *Supervised) StreamingCall(ctx context.Context, method string, args []*structpb.Value) iter.Seq2[*structpb.Value, error] {
+func (s *Supervised) StreamingCall(ctx context.Context, method string, args []*structpb.Value, uploads ...Upload) iter.Seq2[*structpb.Value, error] {
 	return func(yield func(*structpb.Value, error) bool) {
 		inst, release, err := s.acquire(ctx)
 		if err != nil {
@@ -337,7 +338,7 @@ func (s *Supervised) StreamingCall(ctx context.Context, method string, args []*s
 			return
 		}
 		defer release()
-		inst.StreamingCall(ctx, method, args)(yield)
+		inst.StreamingCall(ctx, method, args, uploads...)(yield)
 	}
 }
 

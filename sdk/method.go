@@ -81,6 +81,10 @@ func Export(name string, fn any, description string) Method {
 		m.params = append(m.params, p)
 	}
 	m.variadic = t.IsVariadic()
+	if m.variadic && t.In(t.NumIn()-1).Elem() == resourceType {
+		m.err = fmt.Errorf("sdk: Export(%q): a variadic parameter cannot be a Resource; take each upload as its own parameter", name)
+		return m
+	}
 	m.fn = v
 	switch {
 	case t.NumOut() == 1 && t.Out(0) == errorType:
@@ -149,8 +153,11 @@ func (m *Method) signature() string {
 	return m.name + "(" + strings.Join(p, ", ") + ")"
 }
 
-// args decodes the positional arguments into the parameters' Go values.
-func (m *Method) args(ctx context.Context, in []*structpb.Value) ([]reflect.Value, error) {
+// args decodes the positional arguments into the parameters' Go values. A
+// Resource parameter waits, under ctx, for its upload in ups; the caller
+// finishes the uploads returned once the method is over with them (also
+// when args fails).
+func (m *Method) args(ctx context.Context, ups *uploads, in []*structpb.Value) ([]reflect.Value, []*upload, error) {
 	fixed := len(m.params)
 	if m.variadic {
 		fixed--
@@ -163,8 +170,9 @@ func (m *Method) args(ctx context.Context, in []*structpb.Value) ([]reflect.Valu
 		if m.variadic {
 			want = "at least " + want
 		}
-		return nil, statusf(codes.InvalidArgument, "%s takes %s, got %d (call it as %s)", m.name, want, len(in), m.signature())
+		return nil, nil, statusf(codes.InvalidArgument, "%s takes %s, got %d (call it as %s)", m.name, want, len(in), m.signature())
 	}
+	var taken []*upload
 	out := make([]reflect.Value, 0, len(m.params)+1)
 	out = append(out, reflect.ValueOf(ctx))
 	var rest reflect.Value
@@ -179,14 +187,31 @@ func (m *Method) args(ctx context.Context, in []*structpb.Value) ([]reflect.Valu
 		} else {
 			dst = rest.Index(i - fixed)
 		}
-		if err := decodeValue(a, dst, fmt.Sprintf("%s: argument %d", m.name, i+1)); err != nil {
-			return nil, statusf(codes.InvalidArgument, "%v", err)
+		where := fmt.Sprintf("%s: argument %d", m.name, i+1)
+		if dst.Type() == resourceType {
+			u, err := ups.resourceArg(ctx, a, where)
+			if err != nil {
+				return nil, taken, err
+			}
+			taken = append(taken, u)
+			dst.Set(reflect.ValueOf(Resource(u)))
+			continue
+		}
+		if err := decodeValue(a, dst, where); err != nil {
+			return nil, taken, statusf(codes.InvalidArgument, "%v", err)
 		}
 	}
 	if m.variadic {
 		out = append(out, rest)
 	}
-	return out, nil
+	return out, taken, nil
+}
+
+// finishAll tells each upload's stream that the method is over with it.
+func finishAll(ups []*upload) {
+	for _, u := range ups {
+		u.finish()
+	}
 }
 
 // invoke calls the method's function with decoded arguments.
@@ -198,8 +223,9 @@ func (m *Method) invoke(args []reflect.Value) []reflect.Value {
 }
 
 // call runs a unary method. A panic becomes an INTERNAL error for this call.
-func (m *Method) call(ctx context.Context, log logFunc, in []*structpb.Value) (res *structpb.Value, err error) {
-	args, err := m.args(ctx, in)
+func (m *Method) call(ctx context.Context, log logFunc, ups *uploads, in []*structpb.Value) (res *structpb.Value, err error) {
+	args, taken, err := m.args(ctx, ups, in)
+	defer finishAll(taken)
 	if err != nil {
 		return nil, err
 	}
@@ -219,8 +245,9 @@ func (m *Method) call(ctx context.Context, log logFunc, in []*structpb.Value) (r
 }
 
 // seq runs a streaming method, sending each result through send.
-func (m *Method) seq(ctx context.Context, log logFunc, in []*structpb.Value, send func(*structpb.Value) error) (err error) {
-	args, err := m.args(ctx, in)
+func (m *Method) seq(ctx context.Context, log logFunc, ups *uploads, in []*structpb.Value, send func(*structpb.Value) error) (err error) {
+	args, taken, err := m.args(ctx, ups, in)
+	defer finishAll(taken)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,8 @@ type server struct {
 	typ      *Type
 	closed   bool
 	describe *pluginv1.DescribeResponse
+
+	uploads uploads // upload streams waiting for, or read by, the calls that name them
 }
 
 func init() {
@@ -165,7 +167,7 @@ func (s *server) Call(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1
 	if err != nil {
 		return nil, err
 	}
-	v, err := m.call(ctx, s.logger.Error, req.Args)
+	v, err := m.call(ctx, s.logger.Error, &s.uploads, req.Args)
 	if err != nil {
 		return nil, err
 	}
@@ -177,13 +179,17 @@ func (s *server) StreamingCall(req *pluginv1.CallRequest, stream pluginv1.Driver
 	if err != nil {
 		return err
 	}
-	return m.seq(stream.Context(), s.logger.Error, req.Args, func(v *structpb.Value) error {
+	return m.seq(stream.Context(), s.logger.Error, &s.uploads, req.Args, func(v *structpb.Value) error {
 		return stream.Send(&pluginv1.CallResponse{Result: v})
 	})
 }
 
 func (s *server) Stream(stream pluginv1.Driver_StreamServer) error {
 	md, _ := metadata.FromIncomingContext(stream.Context())
+	if uuid, ok := resourceHeader(md); ok {
+		// An upload for a call that names it (see Resource).
+		return s.uploads.serve(stream, stream.Context(), uuid, stream.SendHeader)
+	}
 	var name string
 	if v := md.Get(protocol.MethodHeader); len(v) > 0 {
 		name = v[0]

@@ -422,6 +422,8 @@ func jsonTypeDepth(t reflect.Type, depth int) string {
 		return "any"
 	}
 	switch t {
+	case resourceType:
+		return "resource"
 	case pbValueType:
 		return "any"
 	case pbStructType:

@@ -59,8 +59,9 @@ type Session struct {
 	mu       sync.Mutex
 	ended    bool
 	inflight sync.WaitGroup
-	calls    int // calls in flight
-	streams  int // byte streams open
+	calls    int                 // calls in flight
+	streams  int                 // byte streams and uploads open
+	uploads  map[string]*offered // uploads no call has claimed yet, by handle
 }
 
 // StartError lists the instances that could not start, by uuid, and what
@@ -210,7 +211,8 @@ func (s *Session) begin(ctx context.Context, k kind) (context.Context, func(), e
 	}, nil
 }
 
-// Call calls a unary method of the instance uuid.
+// Call calls a unary method of the instance uuid. Upload handles among the
+// arguments (see Offer) hand their uploads to the driver.
 func (s *Session) Call(ctx context.Context, uuid, method string, args []*structpb.Value) (*structpb.Value, error) {
 	inst, err := s.Instance(uuid)
 	if err != nil {
@@ -221,8 +223,25 @@ func (s *Session) Call(ctx context.Context, uuid, method string, args []*structp
 		return nil, err
 	}
 	defer done()
-	v, err := inst.Call(ctx, method, args)
+	args, taken, err := s.claim(args)
+	if err != nil {
+		return nil, err
+	}
+	defer finishAll(taken)
+	v, err := inst.Call(ctx, method, args, hostUploads(taken)...)
+	if err != nil {
+		if broke := brokenUpload(taken); broke != nil {
+			err = broke
+		}
+	}
 	return v, s.cause(ctx, err)
+}
+
+// finishAll ends the uploads a call took, read or not.
+func finishAll(taken []*offered) {
+	for _, o := range taken {
+		o.finish(nil)
+	}
 }
 
 // StreamingCall calls a method of uuid whose results arrive one by one.
@@ -239,7 +258,18 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 			return
 		}
 		defer done()
-		for v, err := range inst.StreamingCall(ctx, method, args) {
+		args, taken, err := s.claim(args)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer finishAll(taken)
+		for v, err := range inst.StreamingCall(ctx, method, args, hostUploads(taken)...) {
+			if err != nil {
+				if broke := brokenUpload(taken); broke != nil {
+					err = broke
+				}
+			}
 			if !yield(v, s.cause(ctx, err)) {
 				return
 			}

@@ -137,16 +137,19 @@ func TestKilledExporterLeavesNoPlugins(t *testing.T) {
 }
 
 // TestShellRunsOneCommand: `jw shell -c FILE -- jw power on` exits 0 with the
-// driver in its own process, gone after the shell exits; a failing command's
-// status comes back.
+// driver in its own process, gone after the shell exits, without jw on the
+// caller's PATH; the command sees the environment upstream's shell sets (a
+// bare socket path, JMP_DRIVERS_ALLOW=UNSAFE); a failing command's status
+// comes back.
 func TestShellRunsOneCommand(t *testing.T) {
 	jw := jwBinary(t)
 	cfg := writeE2EConfig(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	script := `jw power on && jw dut power state && ps -o comm= --ppid "$PPID" | grep -c '^jumpwire-driver'`
+	script := `test -S "$JUMPSTARTER_HOST" && test "$JMP_DRIVERS_ALLOW" = UNSAFE &&
+		jw power on && jw dut power state && ps -o comm= --ppid "$PPID" | grep -c '^jumpwire-driver'`
 	cmd := exec.CommandContext(ctx, jw, "shell", "-c", cfg, "--", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(jw)+":"+os.Getenv("PATH"), "JUMPWIRE_PLUGIN_PATH=")
+	cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin", "JUMPWIRE_PLUGIN_PATH=")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("jw shell: %v\n%s", err, out)

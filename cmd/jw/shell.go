@@ -27,8 +27,10 @@ func newShellCmd() *cobra.Command {
 		Use:   "shell -c FILE [-- CMD [ARG...]]",
 		Short: "Run a local exporter and a shell (or one command) connected to it",
 		Long: `Start a local exporter on a private socket and run $SHELL with
-JUMPSTARTER_HOST pointing at it, so jw commands (and Jumpstarter clients)
-inside that shell talk to it. With -- CMD, run that command instead and exit
+JUMPSTARTER_HOST set to its socket path, JMP_DRIVERS_ALLOW=UNSAFE and jw's
+own directory first on PATH, as upstream Jumpstarter's shell sets them, so
+jw commands and Jumpstarter's clients (j, the Python API) inside that shell
+talk to it. With -- CMD, run that command instead and exit
 with its status. The exporter and every plugin stop when the shell exits.`,
 		Example: `  jw shell -c examples/exporter.yaml
   jw shell -c examples/exporter.yaml -- jw power on`,
@@ -77,7 +79,7 @@ with its status. The exporter and every plugin stop when the shell exits.`,
 			}
 			child := exec.CommandContext(ctx, args[0], args[1:]...)
 			child.Stdin, child.Stdout, child.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
-			child.Env = append(os.Environ(), "JUMPSTARTER_HOST=unix://"+sock)
+			child.Env = exporter.ClientEnv(sock)
 			// The child owns the terminal: Ctrl-C is for it, not for us.
 			signal.Ignore(os.Interrupt, syscall.SIGQUIT)
 			defer signal.Reset(os.Interrupt, syscall.SIGQUIT)

@@ -127,6 +127,10 @@ func (p Pos) String() string {
 	return b.String()
 }
 
+// CompositeType is upstream Jumpstarter's type name of a composite: an
+// instance of this type is a composite, as one without type is.
+const CompositeType = "jumpstarter_driver_composite.driver.Composite"
+
 // Instance is one entry of `export` or of an instance's `children`. It is
 // exactly one of: a driver (Type set), a composite (no Type, no Ref: only
 // Children) or a ref (Ref set: another name for an existing instance).

@@ -522,3 +522,23 @@ func TestErrorFormat(t *testing.T) {
 		t.Error("errors.As does not find the *Error inside Errors")
 	}
 }
+
+// TestUpstreamCompositeType: upstream's configs name the composite type; such
+// an instance is a composite, and what a composite may not have is refused.
+func TestUpstreamCompositeType(t *testing.T) {
+	cfg, err := Parse("f.yaml", []byte(head+"export:\n  dut:\n    type: "+CompositeType+
+		"\n    description: the board\n    children:\n      power: {type: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dut := cfg.Lookup("dut")
+	if dut.Type != "" || dut.Config != nil || len(dut.Children) != 1 || *dut.Description != "the board" {
+		t.Errorf("dut = %+v, want a composite with one child", dut)
+	}
+	_, err = Parse("f.yaml", []byte(head+"export:\n  dut: {type: "+CompositeType+", config: {a: 1}}\n"))
+	want := "f.yaml:5:62: export.dut.config: not allowed for type " + CompositeType +
+		", a composite, which may only have children and a description"
+	if err == nil || err.Error() != want {
+		t.Errorf("composite type with config: %v\nwant %s", err, want)
+	}
+}

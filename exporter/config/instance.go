@@ -107,6 +107,15 @@ func (p *parser) instance(pr pair, key, path string) *Instance {
 				p.errorf(fs[name].key, sub(name), "not allowed together with ref; a ref may only have a description")
 			}
 		}
+	case has("type") && inst.Type == CompositeType:
+		// Upstream's configs name the composite type explicitly; it is the
+		// same composite as an instance without type.
+		inst.Type = ""
+		for _, name := range []string{"plugin", "sha256", "version", "config", "methods_description"} {
+			if has(name) {
+				p.errorf(fs[name].key, sub(name), "not allowed for type %s, a composite, which may only have children and a description", CompositeType)
+			}
+		}
 	case has("type"):
 		if inst.Config == nil {
 			inst.Config = map[string]any{}

@@ -1,0 +1,72 @@
+package sdktest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
+	"google.golang.org/grpc/metadata"
+)
+
+// Upload sends what r holds to the instance as the exporter hands a client's
+// upload to a driver, and returns the handle to pass as the argument of a
+// method that takes an [sdk.Resource]. The bytes flow as the method reads
+// them, until r's EOF; an error from r breaks the upload off, as a client
+// that goes away does. wait returns once the driver is over with the upload,
+// with r's error if any.
+func (i *Instance) Upload(ctx context.Context, r io.Reader) (handle map[string]any, wait func() error, err error) {
+	uuid := rand.Text()
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, protocol.ResourceHeader, uuid))
+	s, err := i.RPC.Stream(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	if _, err := s.Header(); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- send(s, r)
+	}()
+	handle = map[string]any{"kind": "client_stream", "uuid": uuid, "x_jmp_content_encoding": nil}
+	return handle, func() error { return <-done }, nil
+}
+
+// send sends r's bytes, then GOAWAY, and waits for the driver to end the
+// stream. An error from r resets the stream instead.
+func send(s pluginv1.Driver_StreamClient, r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			if err := s.Send(&pluginv1.Frame{Payload: buf[:n]}); err != nil {
+				break // the driver is over with the upload
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			if err := s.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_GOAWAY}); err == nil {
+				_ = s.CloseSend()
+			}
+			break
+		}
+		if rerr != nil {
+			_ = s.Send(&pluginv1.Frame{Kind: pluginv1.FrameKind_FRAME_KIND_RST_STREAM})
+			return fmt.Errorf("sdktest: upload: %w", rerr)
+		}
+	}
+	for {
+		if _, err := s.Recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
