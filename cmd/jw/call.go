@@ -23,6 +23,10 @@ Each ARG is a JSON value: true, 5, -1.5, null, "text", [1,2], {"a":1}. A word th
 JSON is taken as a string, so 'jw call serial write hello' sends "hello". Put ARGs that start
 with "-" after "--": jw call psu set_voltage -- -1
 
+When the driver names its parameters ("jw tree" shows them), an ARG NAME=VALUE passes VALUE
+to the parameter NAME: jw relay on channel=2 state=true. Named ARGs follow positional ones;
+a parameter left out takes its default. A string containing "=" is then passed as JSON: '"a=b"'.
+
 A unary method prints its result: nothing for null, a string as is, anything else as JSON.
 A streaming method (or any method with --stream) prints each result on its own line as it
 arrives. With -o json every result is printed as one JSON value per line, null included.`,
@@ -149,7 +153,10 @@ func (g *globals) invoke(cmd *cobra.Command, c *client.Client, d *client.Driver,
 		return fmt.Errorf("%s is a byte stream, not a call (open it with %q or \"jw pipe %s %s\")",
 			joinOp(d, method), console, pathArg(d), method)
 	}
-	args := parseArgs(words)
+	args, err := bindArgs(d, method, words)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := g.callCtx(cmd.Context())
 	defer cancel()
 	out := cmd.OutOrStdout()
