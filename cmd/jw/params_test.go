@@ -43,7 +43,7 @@ func TestNamedArguments(t *testing.T) {
 		{[]string{"relay", "on", "state=false", "channel=3"}, []any{3.0, false}},
 		{[]string{"relay", "on", "1", "note=x=y"}, []any{1.0, true, "x=y"}}, // state takes its default
 		{[]string{"relay", "on", "channel=4"}, []any{4.0}},                  // the driver defaults the rest
-		{[]string{"call", "relay", "on", "5", `"a=b"`}, []any{5.0, "a=b"}},   // JSON: not a name
+		{[]string{"call", "relay", "on", "5", `"a=b"`}, []any{5.0, "a=b"}},  // JSON: not a name
 		{[]string{"relay", "label", "sep=-"}, []any{"-"}},
 		{[]string{"relay", "label", "-", "a=b", "c"}, nil}, // error below: "a" is no parameter
 	}

@@ -90,6 +90,7 @@ Run "jw tree" to see the drivers and their methods.`,
 	)
 
 	markUsageErrors(root)
+	addCompletions(root, g) // cmd/jw/complete.go
 	return root
 }
 
