@@ -178,6 +178,8 @@ func TestCallErrors(t *testing.T) {
 			"echo.fail: internal: read failed:; i/o error", codes.Internal, "read failed:\n  i/o error\n"},
 		{"kind said twice", status.Error(codes.InvalidArgument, "channel must be 1-4, got 9: invalid argument"), "fail",
 			"echo.fail: invalid argument: channel must be 1-4, got 9", codes.InvalidArgument, "channel must be 1-4, got 9: invalid argument"},
+		{"method named twice", status.Error(codes.InvalidArgument, "fail: value: expected boolean, got 2"), "fail",
+			"echo.fail: invalid argument: value: expected boolean, got 2", codes.InvalidArgument, "fail: value: expected boolean, got 2"},
 		{"sdk kind words", status.Error(codes.FailedPrecondition, "outlet 3 is held by another lease: busy"), "fail",
 			"echo.fail: failed precondition: outlet 3 is held by another lease", codes.FailedPrecondition, "outlet 3 is held by another lease: busy"},
 		{"no message", status.Error(codes.DeadlineExceeded, ""), "fail",

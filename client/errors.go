@@ -41,9 +41,19 @@ func (e *Error) Error() string {
 	}
 	if msg := s.Message(); msg != "" && !e.local && !saysCode(msg, s.Code()) {
 		b.WriteString(": ")
-		b.WriteString(oneLine(trimKind(msg, s.Code())))
+		b.WriteString(oneLine(trimMethod(trimKind(msg, s.Code()), e.Op)))
 	}
 	return b.String()
+}
+
+// trimMethod drops the method's name where the message starts with it, as the SDK's argument
+// errors do ("set_dtr: value: expected boolean, got 2"): the op names it already.
+func trimMethod(msg, op string) string {
+	method := op[strings.LastIndexByte(op, '.')+1:]
+	if method != "" && strings.HasPrefix(msg, method+": ") {
+		return strings.TrimPrefix(msg, method+": ")
+	}
+	return msg
 }
 
 // kindWords are the texts of the SDK's error kinds (sdk.ErrInvalidArgument and the others) by the
