@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -69,8 +68,8 @@ func (g *globals) shortForm(cmd *cobra.Command, args []string, stream bool) erro
 	defer c.Close()
 	d, rest := tree.Resolve(args)
 	if d == tree.Root && (len(rest) == 0 || !listsMethod(d, rest[0])) {
-		return fmt.Errorf("unknown command or driver %q; drivers: %s; commands: %s",
-			args[0], orNone(d.ChildNames()), commandNames(cmd.Root()))
+		return notFound{fmt.Sprintf("unknown command or driver %q; drivers: %s; commands: %s",
+			args[0], orNone(d.ChildNames()), commandNames(cmd.Root()))}
 	}
 	if len(rest) == 0 {
 		if len(d.Children) > 0 {
@@ -108,9 +107,9 @@ func listsMethod(d *client.Driver, method string) bool {
 
 func unknownMethod(d *client.Driver, method string) error {
 	if len(d.Children) > 0 {
-		return fmt.Errorf("unknown driver or method %q in %s; %s", method, displayPath(d), choices(d))
+		return notFound{fmt.Sprintf("unknown driver or method %q in %s; %s", method, displayPath(d), choices(d))}
 	}
-	return fmt.Errorf("unknown method %q for %s; %s", method, displayPath(d), choices(d))
+	return notFound{fmt.Sprintf("unknown method %q for %s; %s", method, displayPath(d), choices(d))}
 }
 
 // choices lists what may follow driver d on the command line.
@@ -230,12 +229,5 @@ func (g *globals) print(w io.Writer, v any) error {
 			return err
 		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return writeJSON(w, v)
 }

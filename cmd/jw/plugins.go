@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -137,7 +136,7 @@ type pluginList struct {
 // collectPlugins scans the search path and lists what it holds.
 func collectPlugins(ctx context.Context, c *plugins.Catalog) pluginList {
 	entries, failures := c.Entries(ctx)
-	l := pluginList{SearchPath: c.Dirs(), Types: []pluginRow{}, Duplicates: []pluginDuplicate{}, Failed: []pluginFailure{}}
+	l := pluginList{SearchPath: nonNilStrings(c.Dirs()), Types: []pluginRow{}, Duplicates: []pluginDuplicate{}, Failed: []pluginFailure{}}
 	for _, e := range entries {
 		for _, t := range e.Info.GetTypes() {
 			used, _, _ := c.Lookup(ctx, t.Name, plugins.Pin{})
@@ -246,12 +245,7 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
-func writePluginJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func writePluginJSON(out io.Writer, v any) error { return writeJSON(out, v) }
 
 type methodDoc struct {
 	Name        string      `json:"name"`

@@ -201,7 +201,7 @@ func dialError(err error) error {
 	var fp *client.FingerprintError
 	switch {
 	case errors.Is(err, client.ErrNoHost):
-		return fmt.Errorf(`no exporter: %s is not set (run inside "jw shell" or pass --host)`, client.HostEnv)
+		return reworded{fmt.Sprintf(`no exporter: %s is not set (run inside "jw shell" or pass --host)`, client.HostEnv), err}
 	case errors.Is(err, client.ErrNotTLS):
 		return fmt.Errorf("%w; to talk plaintext to it, pass --insecure", err)
 	case errors.Is(err, client.ErrTLSOnly):

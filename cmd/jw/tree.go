@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -19,7 +18,7 @@ func newTreeCmd(g *globals) *cobra.Command {
 its methods with their parameters (name type = default) and descriptions. Methods that are not plain calls are marked:
 "(streaming)" results arrive one by one, "(stream)" is a byte stream.
 A driver whose process is not running is marked [restarting] or [failed].
-With -o json the tree is printed as one JSON document.`,
+With -o json the tree is printed as one JSON document (docs/cli-json.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, tree, err := g.connect(cmd)
@@ -29,10 +28,7 @@ With -o json the tree is printed as one JSON document.`,
 			defer c.Close()
 			out := cmd.OutOrStdout()
 			if g.output == outputJSON {
-				enc := json.NewEncoder(out)
-				enc.SetEscapeHTML(false)
-				enc.SetIndent("", "  ")
-				return enc.Encode(treeDoc(tree))
+				return writeJSON(out, treeDoc(tree))
 			}
 			_, err = io.WriteString(out, renderTree(tree))
 			return err
