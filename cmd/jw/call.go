@@ -92,7 +92,11 @@ func openStream(cmd *cobra.Command, c *client.Client, d *client.Driver, method s
 	if len(words) > 0 {
 		return fmt.Errorf("%s is a byte stream and takes no arguments", joinOp(d, method))
 	}
-	return console(cmd, c, d, method)
+	key, err := escapeKey(cmd.Flags().Lookup("escape").Value.String())
+	if err != nil {
+		return usageError{err}
+	}
+	return console(cmd, c, d, method, key)
 }
 
 // listsMethod reports whether the exporter lists method for d.
