@@ -146,11 +146,14 @@ func (m *Method) paramInfo(types []string) []*pluginv1.Param {
 	return info
 }
 
-// paramLabel names parameter i in messages: its name, or "argument N".
+// paramLabel names argument i in messages: its parameter's name ("words[0]"
+// for the first of a variadic parameter's values), or "argument N".
 func (m *Method) paramLabel(i int) string {
-	if m.names != nil {
-		j := min(i, len(m.names)-1)
-		return m.names[j]
+	switch fixed := m.fixed(); {
+	case m.names == nil:
+		return fmt.Sprintf("argument %d", i+1)
+	case i >= fixed:
+		return fmt.Sprintf("%s[%d]", m.names[fixed], i-fixed)
 	}
-	return fmt.Sprintf("argument %d", i+1)
+	return m.names[i]
 }

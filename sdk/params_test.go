@@ -104,7 +104,7 @@ func TestNamedParamsCalls(t *testing.T) {
 		{"on", []any{1, true, 3}, "on takes 1 to 2 arguments, got 3 (call it as on(channel integer, state boolean = true))"},
 		{"on", []any{"one"}, `on: channel: expected integer, got string "one"`},
 		{"label", nil, "label takes at least 1 argument, got 0 (call it as label(sep string, words string...))"},
-		{"label", []any{"-", "a", 2}, `label: words: expected string, got 2`},
+		{"label", []any{"-", "a", 2}, `label: words[1]: expected string, got 2`},
 	}
 	for _, tt := range errs {
 		_, err := i.Call(t.Context(), tt.method, tt.args...)

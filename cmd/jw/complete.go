@@ -65,6 +65,13 @@ func addCompletions(root *cobra.Command, g *globals) {
 				}
 				return nil
 			})
+		case "flash":
+			cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+				if len(args) == 0 {
+					return g.completeDriverPath(cmd, toComplete)
+				}
+				return nil, cobra.ShellCompDirectiveDefault // the image file
+			}
 		case "forward":
 			for _, sub := range cmd.Commands() {
 				sub.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
