@@ -54,6 +54,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // Client is a connection to one exporter. It is safe for concurrent use.
 type Client struct {
 	addr string
+	tcp  bool // dialed over TCP (the admin service is not there)
 	conn *grpc.ClientConn
 	svc  jumpstarterv1.ExporterServiceClient
 

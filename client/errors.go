@@ -41,9 +41,39 @@ func (e *Error) Error() string {
 	}
 	if msg := s.Message(); msg != "" && !e.local && !saysCode(msg, s.Code()) {
 		b.WriteString(": ")
-		b.WriteString(oneLine(msg))
+		b.WriteString(oneLine(trimMethod(trimKind(msg, s.Code()), e.Op)))
 	}
 	return b.String()
+}
+
+// trimMethod drops the method's name where the message starts with it, as the SDK's argument
+// errors do ("set_dtr: value: expected boolean, got 2"): the op names it already.
+func trimMethod(msg, op string) string {
+	method := op[strings.LastIndexByte(op, '.')+1:]
+	if method != "" && strings.HasPrefix(msg, method+": ") {
+		return strings.TrimPrefix(msg, method+": ")
+	}
+	return msg
+}
+
+// kindWords are the texts of the SDK's error kinds (sdk.ErrInvalidArgument and the others) by the
+// code they map to, where they differ from the code's own words.
+var kindWords = map[codes.Code]string{
+	codes.Unimplemented:      "not supported",
+	codes.Internal:           "i/o error",
+	codes.FailedPrecondition: "busy",
+}
+
+// trimKind drops the error kind a driver appended to its message when the code says it already:
+// a driver's fmt.Errorf("channel must be 1-4, got 9: %w", sdk.ErrInvalidArgument) reads
+// "relay.on: invalid argument: channel must be 1-4, got 9", not "...: invalid argument" twice.
+func trimKind(msg string, c codes.Code) string {
+	for _, words := range []string{CodeText(c), kindWords[c]} {
+		if words != "" && strings.HasSuffix(msg, ": "+words) {
+			return strings.TrimSuffix(msg, ": "+words)
+		}
+	}
+	return msg
 }
 
 // Unwrap returns the gRPC status error.

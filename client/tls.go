@@ -238,7 +238,7 @@ func dialTCP(ctx context.Context, target, hostport string, o *options) (*Client,
 	if err != nil {
 		return nil, fmt.Errorf("exporter address %q: %w", target, err)
 	}
-	c := &Client{addr: hostport, conn: conn, svc: jumpstarterv1.NewExporterServiceClient(conn)}
+	c := &Client{addr: hostport, tcp: true, conn: conn, svc: jumpstarterv1.NewExporterServiceClient(conn)}
 	if err := c.checkAccess(ctx, cfg == nil); err != nil {
 		_ = c.Close()
 		return nil, err

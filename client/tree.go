@@ -23,6 +23,9 @@ const (
 	// LabelMethods is a JSON object mapping each method to its kind: KindUnary, KindStreaming or
 	// KindStream.
 	LabelMethods = "jumpwire.dev/methods"
+	// LabelSignatures is a JSON object mapping each call (unary or streaming method) to its
+	// [Signature].
+	LabelSignatures = "jumpwire.dev/signatures"
 	// LabelState is the state of the driver's process: "running", "restarting" or "failed".
 	LabelState = "jumpwire.dev/state"
 )
@@ -186,6 +189,72 @@ func (d *Driver) MethodKind(name string) string {
 	default:
 		return KindUnary
 	}
+}
+
+// Signature is what a jumpwire exporter reports of a method's parameters and result.
+type Signature struct {
+	// Params are the positional parameters in order.
+	Params []Param `json:"params"`
+	// Variadic means the last parameter may repeat (or be left out).
+	Variadic bool `json:"variadic,omitempty"`
+	// Result is the JSON type of the result (of each result, for a streaming method).
+	Result string `json:"result,omitempty"`
+}
+
+// Param is one parameter of a method.
+type Param struct {
+	// Name is the parameter's name, "" when the driver does not name it.
+	Name string `json:"name,omitempty"`
+	// Type is its JSON type: "integer", "boolean", "string", "object", ...
+	Type string `json:"type"`
+	// Default is the value the driver uses when the caller leaves the parameter out (as JSON),
+	// nil when the parameter is required.
+	Default json.RawMessage `json:"default,omitempty"`
+}
+
+// String renders the parameter as in a signature: "channel integer", "state boolean = true",
+// or only the type when it has no name.
+func (p Param) String() string {
+	s := p.Type
+	if p.Name != "" {
+		s = p.Name + " " + s
+	}
+	if p.Default != nil {
+		s += " = " + string(p.Default)
+	}
+	return s
+}
+
+// Signature returns the parameters and result of method, from the jumpwire.dev/signatures label;
+// ok is false when the exporter does not report them (a byte stream, or not a jumpwire exporter).
+func (d *Driver) Signature(method string) (sig Signature, ok bool) {
+	raw, found := d.Labels[LabelSignatures]
+	if !found {
+		return Signature{}, false
+	}
+	var sigs map[string]Signature
+	if json.Unmarshal([]byte(raw), &sigs) != nil {
+		return Signature{}, false
+	}
+	sig, ok = sigs[method]
+	return sig, ok
+}
+
+// Format renders a call of method with sig: "on(channel integer, state boolean = true)".
+func (sig Signature) Format(method string) string {
+	return method + "(" + sig.ParamList() + ")"
+}
+
+// ParamList renders the parameters: "channel integer, state boolean = true", "" when none.
+func (sig Signature) ParamList() string {
+	parts := make([]string, len(sig.Params))
+	for i, p := range sig.Params {
+		parts[i] = p.String()
+		if sig.Variadic && i == len(sig.Params)-1 {
+			parts[i] += "..."
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // MethodNames returns the names of the driver's known methods, sorted: those with a description

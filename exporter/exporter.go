@@ -460,6 +460,9 @@ func (e *Exporter) setStatusLocked(s jumpstarterv1.ExporterStatus, msg string) {
 	}
 	e.status.prev, e.status.cur, e.status.message = e.status.cur, s, msg
 	e.status.version++
+	// Every change reaches LogStream, so that jw status -w sees each version.
+	e.logger.Info("status changed", LogStatus, statusName(s), LogStatusVersion, e.status.version,
+		LogPreviousStatus, statusName(e.status.prev), "message", msg)
 	close(e.changed)
 	e.changed = make(chan struct{})
 }

@@ -27,6 +27,14 @@ const (
 	BacklogHeader = "jumpwire-log-backlog"
 )
 
+// Fields of the "status changed" log entry the exporter writes at every change of its lease
+// status, so that a LogStream client (jw status -w) sees each status_version.
+const (
+	LogStatus         = "status"          // the new status, e.g. LEASE_READY
+	LogStatusVersion  = "status_version"  // its status_version
+	LogPreviousStatus = "previous_status" // the status before
+)
+
 // logHub fans log entries out to LogStream subscribers. It is an hclog sink:
 // everything logged through the exporter's logger (its own messages and the
 // re-logged output of every plugin) passes through it.

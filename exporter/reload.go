@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -50,9 +51,9 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 
 	var changes []Change
 	sess := e.Session()
-	apply := func(c Change, do func() error) {
+	apply := func(n *node, c Change, do func() error) {
 		if sess != nil {
-			c.Err = do()
+			c.Err = placeConfigError(n, do())
 		}
 		if c.Err != nil {
 			e.logger.Error("reload: change failed; the previous instance keeps running", "path", c.Path, "action", c.Action, "error", c.Err)
@@ -70,7 +71,7 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 		old, had := oldSpecs[n.uuid]
 		switch {
 		case !had:
-			apply(Change{Path: n.path(), Action: "added"}, func() error { return sess.Add(ctx, n.uuid, spec) })
+			apply(n, Change{Path: n.path(), Action: "added"}, func() error { return sess.Add(ctx, n.uuid, spec) })
 		default:
 			on := oldByUUID[n.uuid]
 			why := difference(on, n, old, spec)
@@ -78,14 +79,14 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 				continue
 			}
 			exclusive := on.dtype.GetExclusive() || n.dtype.GetExclusive()
-			apply(Change{Path: n.path(), Action: "replaced", Detail: why}, func() error {
+			apply(n, Change{Path: n.path(), Action: "replaced", Detail: why}, func() error {
 				return sess.Swap(ctx, n.uuid, spec, host.SwapOptions{Exclusive: exclusive, Drain: e.opts.SwapDrain})
 			})
 		}
 	}
 	for id, old := range oldSpecs {
 		if _, ok := newSpecs[id]; !ok {
-			apply(Change{Path: old.Path, Action: "removed"}, func() error { return sess.Remove(ctx, id) })
+			apply(nil, Change{Path: old.Path, Action: "removed"}, func() error { return sess.Remove(ctx, id) })
 		}
 	}
 	if sess != nil {
@@ -116,6 +117,23 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 	e.mu.Unlock()
 	e.logs.setNodes(next.nodes)
 	return changes, nil
+}
+
+// placeConfigError places the problems of a config the driver of n rejected
+// at their lines of the config file, as at start; other errors pass as they are.
+func placeConfigError(n *node, err error) error {
+	var ce *host.ConfigError
+	if n == nil || n.inst == nil || !errors.As(err, &ce) {
+		return err
+	}
+	var errs config.Errors
+	for _, p := range ce.Problems {
+		errs = append(errs, n.inst.ConfigError(p.Key, p.Message))
+	}
+	if len(errs) == 0 {
+		return err
+	}
+	return errs
 }
 
 // difference says why a driver instance must be replaced, or "" when it

@@ -103,8 +103,9 @@ func TestReloadTouchesOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := changeLines(changes)
-	if len(got) != 1 || !strings.HasPrefix(got[0], "tune replaced (config changed): ") || !strings.Contains(got[0], "voltage: must not be negative") {
-		t.Errorf("changes %q, want tune's replacement to fail on voltage", got)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "tune replaced (config changed): "+file+":6:32: export.tune.config.voltage: ") ||
+		!strings.Contains(got[0], "voltage: must not be negative") {
+		t.Errorf("changes %q, want tune's replacement to fail on voltage, at its line of %s", got, file)
 	}
 	if v, err := call(t, c, tune, "state"); err != nil || v != true {
 		t.Errorf("tune after a failed replacement: %v, %v; want the old process serving", v, err)

@@ -15,16 +15,17 @@ import (
 
 // Labels the exporter reports on every driver instance.
 const (
-	LabelClient   = "jumpstarter.dev/client" // the client class a Jumpstarter client loads
-	LabelName     = "jumpstarter.dev/name"   // the instance's key in its parent
-	LabelType     = "jumpwire.dev/type"      // the driver type
-	LabelMethods  = "jumpwire.dev/methods"   // JSON: method name -> unary | streaming | stream
-	LabelState    = "jumpwire.dev/state"     // running | restarting | failed
-	LabelRestarts = "jumpwire.dev/restarts"  // how often the driver's process was restarted
-	LabelLastExit = "jumpwire.dev/last-exit" // how its last process ended
-	LabelPid      = "jumpwire.dev/pid"       // its current plugin process
-	LabelRef      = "jumpwire.dev/ref"       // for an alias: the dotted path it stands for
-	LabelVersion  = "jumpwire.dev/version"   // the plugin binary's version
+	LabelClient     = "jumpstarter.dev/client"  // the client class a Jumpstarter client loads
+	LabelName       = "jumpstarter.dev/name"    // the instance's key in its parent
+	LabelType       = "jumpwire.dev/type"       // the driver type
+	LabelMethods    = "jumpwire.dev/methods"    // JSON: method name -> unary | streaming | stream
+	LabelSignatures = "jumpwire.dev/signatures" // JSON: method name -> its parameters and result (see signatures)
+	LabelState      = "jumpwire.dev/state"      // running | restarting | failed
+	LabelRestarts   = "jumpwire.dev/restarts"   // how often the driver's process was restarted
+	LabelLastExit   = "jumpwire.dev/last-exit"  // how its last process ended
+	LabelPid        = "jumpwire.dev/pid"        // its current plugin process
+	LabelRef        = "jumpwire.dev/ref"        // for an alias: the dotted path it stands for
+	LabelVersion    = "jumpwire.dev/version"    // the plugin binary's version
 
 	compositeClient = "jumpstarter_driver_composite.client.CompositeClient"
 )
@@ -102,6 +103,49 @@ func methodKinds(methods []*pluginv1.Method) string {
 	return string(b)
 }
 
+// signature is one method's entry in the LabelSignatures label.
+type signature struct {
+	Params   []signatureParam `json:"params"`
+	Variadic bool             `json:"variadic,omitempty"`
+	Result   string           `json:"result,omitempty"`
+}
+
+// signatureParam is one parameter: its JSON type, its name when the driver
+// names it, and its default when it has one.
+type signatureParam struct {
+	Name    string          `json:"name,omitempty"`
+	Type    string          `json:"type"`
+	Default json.RawMessage `json:"default,omitempty"`
+}
+
+// signatures renders the parameters of the calls among methods for the
+// LabelSignatures label (byte streams take none).
+func signatures(methods []*pluginv1.Method) string {
+	sigs := make(map[string]signature, len(methods))
+	for _, m := range methods {
+		if m.Kind == pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM {
+			continue
+		}
+		sig := signature{Params: []signatureParam{}, Variadic: m.Variadic, Result: m.Result}
+		for i, typ := range m.Params {
+			p := signatureParam{Type: typ}
+			if i < len(m.ParamInfo) {
+				info := m.ParamInfo[i]
+				p.Name = info.Name
+				if info.Default != nil {
+					if b, err := info.Default.MarshalJSON(); err == nil {
+						p.Default = b
+					}
+				}
+			}
+			sig.Params = append(sig.Params, p)
+		}
+		sigs[m.Name] = sig
+	}
+	b, _ := json.Marshal(sigs)
+	return string(b)
+}
+
 // report describes one node to clients. conf is what its driver answered to
 // its config (nil for composites).
 func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse, health *host.Health) *jumpstarterv1.DriverInstanceReport {
@@ -123,6 +167,7 @@ func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse, health *hos
 		r.Labels[LabelClient] = src.dtype.Client
 		r.Labels[LabelType] = src.dtype.Name
 		r.Labels[LabelMethods] = methodKinds(conf.Methods)
+		r.Labels[LabelSignatures] = signatures(conf.Methods)
 		if health != nil {
 			r.Labels[LabelState] = health.State.String()
 			r.Labels[LabelRestarts] = strconv.Itoa(health.Restarts)

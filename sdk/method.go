@@ -34,7 +34,9 @@ type Method struct {
 	description string
 	kind        pluginv1.MethodKind
 	fn          reflect.Value
-	params      []reflect.Type // after the context
+	params      []reflect.Type    // after the context
+	names       []string          // the parameters' names (Params), nil when unnamed
+	defaults    []*structpb.Value // per parameter, nil where none (Default); nil when unnamed
 	variadic    bool
 	result      reflect.Type // nil for error-only methods; element type for streaming
 	stream      func(ctx context.Context, conn Conn) error
@@ -59,8 +61,19 @@ var (
 //	(T, error)                 a call that returns one result
 //	iter.Seq2[T, error]        a streaming call: each T is sent as it is yielded
 //
-// A signature that does not fit is reported when the plugin starts.
-func Export(name string, fn any, description string) Method {
+// Options name the parameters and give them defaults:
+//
+//	sdk.Export("on", r.On, "Switch a channel on or off",
+//		sdk.Params("channel", "state"), sdk.Default("state", true))
+//
+// A signature or option that does not fit is reported when the plugin starts.
+func Export(name string, fn any, description string, opts ...ExportOption) Method {
+	m := export(name, fn, description)
+	m.applyOptions("Export", opts)
+	return m
+}
+
+func export(name string, fn any, description string) Method {
 	m := Method{name: name, description: description, kind: pluginv1.MethodKind_METHOD_KIND_UNARY}
 	v := reflect.ValueOf(fn)
 	if v.Kind() != reflect.Func || v.IsNil() {
@@ -133,6 +146,7 @@ func (m *Method) info() *pluginv1.Method {
 		}
 		pm.Params = append(pm.Params, jsonType(p))
 	}
+	pm.ParamInfo = m.paramInfo(pm.Params)
 	switch {
 	case m.kind == pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM:
 		pm.Result = "bytes"
@@ -144,35 +158,48 @@ func (m *Method) info() *pluginv1.Method {
 	return pm
 }
 
-// signature renders the method for messages: "set_dtr(boolean)".
+// signature renders the method for messages: "set_dtr(boolean)", or with
+// named parameters "on(channel integer, state boolean = true)".
 func (m *Method) signature() string {
 	p := m.info().Params
-	if m.variadic && len(p) > 0 {
-		p[len(p)-1] += "..."
+	for i := range p {
+		if m.names != nil {
+			p[i] = m.names[i] + " " + p[i]
+		}
+		if m.variadic && i == len(p)-1 {
+			p[i] += "..."
+		} else if m.defaults != nil && m.defaults[i] != nil {
+			if b, err := m.defaults[i].MarshalJSON(); err == nil {
+				p[i] += " = " + string(b)
+			}
+		}
 	}
 	return m.name + "(" + strings.Join(p, ", ") + ")"
 }
 
-// args decodes the positional arguments into the parameters' Go values. A
-// Resource parameter waits, under ctx, for its upload in ups; the caller
-// finishes the uploads returned once the method is over with them (also
-// when args fails).
+// args decodes the positional arguments into the parameters' Go values,
+// filling in the defaults of parameters left out. A Resource parameter
+// waits, under ctx, for its upload in ups; the caller finishes the uploads
+// returned once the method is over with them (also when args fails).
 func (m *Method) args(ctx context.Context, ups *uploads, in []*structpb.Value) ([]reflect.Value, []*upload, error) {
-	fixed := len(m.params)
-	if m.variadic {
-		fixed--
-	}
-	if len(in) < fixed || (!m.variadic && len(in) > fixed) {
-		want := fmt.Sprintf("%d argument", fixed)
-		if fixed != 1 {
+	fixed, required := m.fixed(), m.required()
+	if len(in) < required || (!m.variadic && len(in) > fixed) {
+		want := fmt.Sprintf("%d argument", required)
+		if required != 1 {
 			want += "s"
 		}
-		if m.variadic {
+		switch {
+		case m.variadic:
 			want = "at least " + want
+		case required < fixed:
+			want = fmt.Sprintf("%d to %d arguments", required, fixed)
 		}
 		return nil, nil, statusf(codes.InvalidArgument, "%s takes %s, got %d (call it as %s)", m.name, want, len(in), m.signature())
 	}
 	var taken []*upload
+	if len(in) < fixed { // the rest have defaults
+		in = append(in[:len(in):len(in)], m.defaults[len(in):fixed]...)
+	}
 	out := make([]reflect.Value, 0, len(m.params)+1)
 	out = append(out, reflect.ValueOf(ctx))
 	var rest reflect.Value
@@ -187,7 +214,7 @@ func (m *Method) args(ctx context.Context, ups *uploads, in []*structpb.Value) (
 		} else {
 			dst = rest.Index(i - fixed)
 		}
-		where := fmt.Sprintf("%s: argument %d", m.name, i+1)
+		where := m.name + ": " + m.paramLabel(i)
 		if dst.Type() == resourceType {
 			u, err := ups.resourceArg(ctx, a, where)
 			if err != nil {

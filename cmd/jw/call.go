@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +21,10 @@ func newCallCmd(g *globals) *cobra.Command {
 Each ARG is a JSON value: true, 5, -1.5, null, "text", [1,2], {"a":1}. A word that is not valid
 JSON is taken as a string, so 'jw call serial write hello' sends "hello". Put ARGs that start
 with "-" after "--": jw call psu set_voltage -- -1
+
+When the driver names its parameters ("jw tree" shows them), an ARG NAME=VALUE passes VALUE
+to the parameter NAME: jw relay on channel=2 state=true. Named ARGs follow positional ones;
+a parameter left out takes its default. A string containing "=" is then passed as JSON: '"a=b"'.
 
 A unary method prints its result: nothing for null, a string as is, anything else as JSON.
 A streaming method (or any method with --stream) prints each result on its own line as it
@@ -65,8 +68,8 @@ func (g *globals) shortForm(cmd *cobra.Command, args []string, stream bool) erro
 	defer c.Close()
 	d, rest := tree.Resolve(args)
 	if d == tree.Root && (len(rest) == 0 || !listsMethod(d, rest[0])) {
-		return fmt.Errorf("unknown command or driver %q; drivers: %s; commands: %s",
-			args[0], orNone(d.ChildNames()), commandNames(cmd.Root()))
+		return notFound{fmt.Sprintf("unknown command or driver %q; drivers: %s; commands: %s",
+			args[0], orNone(d.ChildNames()), commandNames(cmd.Root()))}
 	}
 	if len(rest) == 0 {
 		if len(d.Children) > 0 {
@@ -89,7 +92,11 @@ func openStream(cmd *cobra.Command, c *client.Client, d *client.Driver, method s
 	if len(words) > 0 {
 		return fmt.Errorf("%s is a byte stream and takes no arguments", joinOp(d, method))
 	}
-	return console(cmd, c, d, method)
+	key, err := escapeKey(cmd.Flags().Lookup("escape").Value.String())
+	if err != nil {
+		return usageError{err}
+	}
+	return console(cmd, c, d, method, key)
 }
 
 // listsMethod reports whether the exporter lists method for d.
@@ -104,9 +111,9 @@ func listsMethod(d *client.Driver, method string) bool {
 
 func unknownMethod(d *client.Driver, method string) error {
 	if len(d.Children) > 0 {
-		return fmt.Errorf("unknown driver or method %q in %s; %s", method, displayPath(d), choices(d))
+		return notFound{fmt.Sprintf("unknown driver or method %q in %s; %s", method, displayPath(d), choices(d))}
 	}
-	return fmt.Errorf("unknown method %q for %s; %s", method, displayPath(d), choices(d))
+	return notFound{fmt.Sprintf("unknown method %q for %s; %s", method, displayPath(d), choices(d))}
 }
 
 // choices lists what may follow driver d on the command line.
@@ -149,7 +156,10 @@ func (g *globals) invoke(cmd *cobra.Command, c *client.Client, d *client.Driver,
 		return fmt.Errorf("%s is a byte stream, not a call (open it with %q or \"jw pipe %s %s\")",
 			joinOp(d, method), console, pathArg(d), method)
 	}
-	args := parseArgs(words)
+	args, err := bindArgs(d, method, words)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := g.callCtx(cmd.Context())
 	defer cancel()
 	out := cmd.OutOrStdout()
@@ -223,12 +233,5 @@ func (g *globals) print(w io.Writer, v any) error {
 			return err
 		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return writeJSON(w, v)
 }

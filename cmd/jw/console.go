@@ -24,8 +24,10 @@ the terminal to it: every key goes to the device as typed (Ctrl-C included) and
 what the device sends is shown as is.
 
 Leave with Ctrl-B three times in a row (within a second). A Ctrl-B that is not
-part of that sequence is passed on to the device. jw also leaves when the device
-ends the stream, and restores the terminal however it exits.
+part of that sequence is passed on to the device. Choose another key with
+--escape (e.g. --escape '^]' when Ctrl-B is tmux's prefix) or $` + escapeEnv + `.
+jw also leaves when the device ends the stream, and restores the terminal however
+it exits.
 
 When stdin is not a terminal, console works as "jw pipe": stdin goes to the device
 unchanged, the device's data to stdout, and jw exits when the device ends the stream.`,
@@ -33,15 +35,20 @@ unchanged, the device's data to stdout, and jw exits when the device ends the st
   jw console dut.uart --method connect`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := escapeKey(g.escape)
+			if err != nil {
+				return usageError{err}
+			}
 			c, d, err := g.streamTarget(cmd, args[0], method)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			return console(cmd, c, d, method)
+			return console(cmd, c, d, method, key)
 		},
 	}
 	cmd.Flags().StringVar(&method, "method", defaultStreamMethod, "byte-stream method to open")
+	cmd.Flags().StringVar(&g.escape, "escape", "", "key that, pressed three times, leaves the console: ^X or ctrl-X (default ^B, or $"+escapeEnv+")")
 	return cmd
 }
 
@@ -56,7 +63,7 @@ func terminalIn(cmd *cobra.Command) (int, bool) {
 
 // console attaches the terminal to a byte stream to method of d, or pipes stdin and stdout
 // when stdin is not a terminal.
-func console(cmd *cobra.Command, c *client.Client, d *client.Driver, method string) error {
+func console(cmd *cobra.Command, c *client.Client, d *client.Driver, method string, escape byte) error {
 	fd, ok := terminalIn(cmd)
 	if !ok {
 		return pipe(cmd, c, d, method, 0)
@@ -86,7 +93,7 @@ func console(cmd *cobra.Command, c *client.Client, d *client.Driver, method stri
 	defer s.Close()
 	stderr := cmd.ErrOrStderr()
 	name := displayPath(d)
-	fmt.Fprintf(stderr, "connected to %s; leave with Ctrl-B three times\n", name)
+	fmt.Fprintf(stderr, "connected to %s; leave with %s three times\n", name, keyName(escape))
 	old, err := term.MakeRaw(fd)
 	if err != nil {
 		return fmt.Errorf("console: cannot put the terminal in raw mode: %w", err)
@@ -94,7 +101,7 @@ func console(cmd *cobra.Command, c *client.Client, d *client.Driver, method stri
 	restore := func() { _ = term.Restore(fd, old) }
 	defer restore()
 
-	err = s.Splice(newStdioConn(cmd.InOrStdin(), cmd.OutOrStdout(), newEscapeDetector()))
+	err = s.Splice(newStdioConn(cmd.InOrStdin(), cmd.OutOrStdout(), newEscapeDetector(escape)))
 	restore()
 	cancel()
 	if sig, ok := <-caught; ok {

@@ -35,7 +35,7 @@ func TestEscapeDetector(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := newEscapeDetector()
+			d := newEscapeDetector(defaultEscapeKey)
 			start := time.Now()
 			var out []byte
 			detach := false
@@ -55,7 +55,7 @@ func TestEscapeDetector(t *testing.T) {
 }
 
 func TestEscapeDetectorExpiry(t *testing.T) {
-	d := newEscapeDetector()
+	d := newEscapeDetector(defaultEscapeKey)
 	start := time.Now()
 	if out, _ := d.feed([]byte("\x02\x02"), start); len(out) != 0 {
 		t.Fatalf("held bytes passed at once: %q", out)
@@ -79,7 +79,7 @@ func TestStdioConnEscape(t *testing.T) {
 	t.Run("detach", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		defer pw.Close()
-		c := newStdioConn(pr, io.Discard, newEscapeDetector())
+		c := newStdioConn(pr, io.Discard, newEscapeDetector(defaultEscapeKey))
 		defer c.Close()
 		go func() {
 			_, _ = pw.Write([]byte("ls\r\x02"))
@@ -93,7 +93,7 @@ func TestStdioConnEscape(t *testing.T) {
 	t.Run("a lone Ctrl-B reaches the device without more input", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		defer pw.Close()
-		esc := newEscapeDetector()
+		esc := newEscapeDetector(defaultEscapeKey)
 		esc.window = 20 * time.Millisecond
 		c := newStdioConn(pr, io.Discard, esc)
 		defer c.Close()
@@ -105,7 +105,7 @@ func TestStdioConnEscape(t *testing.T) {
 		}
 	})
 	t.Run("held bytes at the end of input", func(t *testing.T) {
-		c := newStdioConn(bytes.NewReader([]byte("a\x02\x02")), io.Discard, newEscapeDetector())
+		c := newStdioConn(bytes.NewReader([]byte("a\x02\x02")), io.Discard, newEscapeDetector(defaultEscapeKey))
 		got, err := readUntilError(c)
 		if string(got) != "a\x02\x02" || !errors.Is(err, io.EOF) {
 			t.Errorf("read %q, %v; want \"a\\x02\\x02\", EOF", got, err)
@@ -136,5 +136,49 @@ func readUntilError(r io.Reader) ([]byte, error) {
 		if err != nil {
 			return out, err
 		}
+	}
+}
+
+func TestEscapeKey(t *testing.T) {
+	tests := []struct {
+		flag, env string
+		want      byte
+		err       string
+	}{
+		{"", "", 0x02, ""},
+		{"^]", "", 0x1d, ""},
+		{"ctrl-b", "^A", 0x02, ""},
+		{"Ctrl-]", "", 0x1d, ""},
+		{"", "^a", 0x01, ""},
+		{"^^", "", 0x1e, ""},
+		{"x", "", 0, `--escape "x": want a control key as ^X or ctrl-X, e.g. ^] or ctrl-b`},
+		{"^ab", "", 0, `--escape "^ab": want a control key as ^X or ctrl-X, e.g. ^] or ctrl-b`},
+		{"", "ctrl-1", 0, `$JUMPWIRE_ESCAPE "ctrl-1": want a control key as ^X or ctrl-X, e.g. ^] or ctrl-b`},
+	}
+	for _, tt := range tests {
+		t.Setenv(escapeEnv, tt.env)
+		key, err := escapeKey(tt.flag)
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("escapeKey(%q) with $%s=%q: %v, want error %q", tt.flag, escapeEnv, tt.env, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || key != tt.want {
+			t.Errorf("escapeKey(%q) with $%s=%q = %#x, %v; want %#x", tt.flag, escapeEnv, tt.env, key, err, tt.want)
+		}
+	}
+	if got := keyName(0x1d); got != "Ctrl-]" {
+		t.Errorf("keyName(0x1d) = %q", got)
+	}
+}
+
+// An escape key other than Ctrl-B detaches, and Ctrl-B then passes through.
+func TestOtherEscapeKey(t *testing.T) {
+	d := newEscapeDetector(0x1d)
+	now := time.Now()
+	out, detach := d.feed([]byte("a\x02\x1d\x1d\x1d"), now)
+	if !detach || string(out) != "a\x02" {
+		t.Errorf("feed: %q, detach %v; want \"a\\x02\" and detach", out, detach)
 	}
 }

@@ -154,7 +154,7 @@ export:
     config: {readings: 100000, interval: 5ms}
   faulty: {type: faulty}
 `, 2)
-	pid := powerHealth(t, jw, host)["pid"]
+	pid := powerHealth(t, jw, host).Pid
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -173,11 +173,10 @@ export:
 		_ = read.Wait()
 		t.Fatalf("jw power read printed no reading: %s", stderr.String())
 	}
-	n, err := strconv.Atoi(pid)
-	if err != nil {
-		t.Fatalf("power's pid %q: %v", pid, err)
+	if pid == nil {
+		t.Fatal("jw status shows no pid for power")
 	}
-	if err := syscall.Kill(n, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(*pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	for lines.Scan() { // the readings streamed before the kill
@@ -193,23 +192,23 @@ export:
 
 	jwClient(t, jw, host, "power", "on")
 	h := powerHealth(t, jw, host)
-	if h["state"] != "running" || h["restarts"] != "1" || h["last_exit"] != "was killed by SIGKILL" || h["pid"] == pid {
-		t.Errorf("jw status after the restart: %v (pid before %s)", h, pid)
+	if h.State != "running" || h.Restarts != 1 || h.LastExit != "was killed by SIGKILL" || h.Pid == nil || *h.Pid == *pid {
+		t.Errorf("jw status after the restart: %+v (pid before %d)", h, *pid)
 	}
 }
 
-// powerHealth is the power driver's entry in `jw status -o json`.
-func powerHealth(t *testing.T, jw, host string) map[string]string {
+// powerHealth is the power driver's entry in `jw status -o json` (pid and restarts are numbers).
+func powerHealth(t *testing.T, jw, host string) driverHealth {
 	t.Helper()
-	var doc struct{ Drivers []map[string]string }
+	var doc struct{ Drivers []driverHealth }
 	if err := json.Unmarshal([]byte(jwClient(t, jw, host, "status", "-o", "json")), &doc); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range doc.Drivers {
-		if d["path"] == "power" {
+		if d.Path == "power" {
 			return d
 		}
 	}
 	t.Fatalf("jw status shows no power driver: %v", doc.Drivers)
-	return nil
+	return driverHealth{}
 }

@@ -71,12 +71,16 @@ interrupted.`,
 // printLog prints one entry: "15:04:05.000 INFO  dut.power: power on key=value".
 func printLog(w io.Writer, output string, e *jumpstarterv1.LogStreamResponse) error {
 	if output == outputJSON {
+		fields := e.StructuredFields
+		if fields == nil {
+			fields = map[string]string{}
+		}
 		doc := map[string]any{
 			"time": e.GetTimestamp().AsTime(), "severity": e.Severity, "message": e.Message,
 			"source": strings.TrimPrefix(e.GetSource().String(), "LOG_SOURCE_"), "uuid": e.Uuid,
-			"fields": e.StructuredFields,
+			"fields": fields,
 		}
-		return (&globals{output: outputJSON}).print(w, doc)
+		return writeJSON(w, doc)
 	}
 	who := e.StructuredFields["driver"]
 	if who == "" {

@@ -30,7 +30,8 @@ func main() {
 }
 
 // run executes jw with args and returns the exit code: 0, 1 on error (one line `jw: <error>` on
-// stderr, followed by the command's usage when the command line itself was wrong), the command's
+// stderr, followed by the command's usage when the command line itself was wrong; with -o json
+// one JSON object instead, see errorJSON), the command's
 // own status for `jw shell -- CMD` (an *exitError, silently), or 130 when ctx was canceled
 // (interrupted).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -48,6 +49,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if ctx.Err() != nil {
 		return exitInterrupted
+	}
+	if f := root.PersistentFlags().Lookup("output"); f != nil && f.Value.String() == outputJSON {
+		_ = writeJSON(stderr, errorJSON{errorBody{Code: errorCode(err), Message: errorLine(err)}})
+		return 1
 	}
 	fmt.Fprintf(stderr, "jw: %s\n", errorLine(err))
 	var ue usageError

@@ -120,18 +120,19 @@ func (g *globals) streamTarget(cmd *cobra.Command, path, method string) (*client
 // checkStream checks that d has method and that it is a byte stream, as far as the exporter
 // says: a plain Jumpstarter exporter does not list kinds, and then the exporter decides.
 func checkStream(d *client.Driver, method string) error {
+	_, listed := d.Labels[client.LabelMethods]
+	if listed && len(streamMethods(d)) == 0 {
+		return notFound{fmt.Sprintf("%s has no byte stream methods (its methods: %s)", displayPath(d), orNone(d.MethodNames()))}
+	}
 	if !d.HasMethod(method) {
 		if streams := streamMethods(d); len(streams) > 0 {
-			return fmt.Errorf("unknown method %q for %s; byte streams: %s", method, displayPath(d), strings.Join(streams, ", "))
+			return notFound{fmt.Sprintf("unknown method %q for %s; byte streams: %s", method, displayPath(d), strings.Join(streams, ", "))}
 		}
 		return unknownMethod(d, method)
 	}
-	if _, listed := d.Labels[client.LabelMethods]; listed && d.MethodKind(method) != client.KindStream {
-		streams := "it has none"
-		if s := streamMethods(d); len(s) > 0 {
-			streams = "byte streams: " + strings.Join(s, ", ")
-		}
-		return fmt.Errorf("%s is not a byte stream (call it with \"jw call\"); %s", joinOp(d, method), streams)
+	if listed && d.MethodKind(method) != client.KindStream {
+		return fmt.Errorf("%s is not a byte stream (call it with \"jw call\"); byte streams: %s",
+			joinOp(d, method), strings.Join(streamMethods(d), ", "))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/jumpwire-dev/jumpwire/client"
 	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/plugins"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
@@ -136,7 +136,7 @@ type pluginList struct {
 // collectPlugins scans the search path and lists what it holds.
 func collectPlugins(ctx context.Context, c *plugins.Catalog) pluginList {
 	entries, failures := c.Entries(ctx)
-	l := pluginList{SearchPath: c.Dirs(), Types: []pluginRow{}, Duplicates: []pluginDuplicate{}, Failed: []pluginFailure{}}
+	l := pluginList{SearchPath: nonNilStrings(c.Dirs()), Types: []pluginRow{}, Duplicates: []pluginDuplicate{}, Failed: []pluginFailure{}}
 	for _, e := range entries {
 		for _, t := range e.Info.GetTypes() {
 			used, _, _ := c.Lookup(ctx, t.Name, plugins.Pin{})
@@ -245,20 +245,17 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
-func writePluginJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func writePluginJSON(out io.Writer, v any) error { return writeJSON(out, v) }
 
 type methodDoc struct {
-	Name        string   `json:"name"`
-	Kind        string   `json:"kind"` // unary, streaming or byte_stream
-	Params      []string `json:"params"`
-	Variadic    bool     `json:"variadic"`
-	Result      string   `json:"result"`
-	Description string   `json:"description"`
+	Name        string      `json:"name"`
+	Kind        string      `json:"kind"` // unary, streaming or byte_stream
+	Params      []paramJSON `json:"params"`
+	Variadic    bool        `json:"variadic"`
+	Result      string      `json:"result"`
+	Description string      `json:"description"`
+
+	sig client.Signature
 }
 
 type configKeyDoc struct {
@@ -308,8 +305,9 @@ func inspectPlugin(ctx context.Context, out io.Writer, c *plugins.Catalog, name 
 		Methods: []methodDoc{}, Config: []configKeyDoc{}, AlsoIn: []duplicateBinary{},
 	}
 	for _, m := range t.Methods {
-		d.Methods = append(d.Methods, methodDoc{Name: m.Name, Kind: methodKind(m.Kind), Params: nonNilStrings(m.Params),
-			Variadic: m.Variadic, Result: m.Result, Description: m.Description})
+		sig := pluginSignature(m)
+		d.Methods = append(d.Methods, methodDoc{Name: m.Name, Kind: methodKind(m.Kind), Params: paramDocs(sig),
+			Variadic: m.Variadic, Result: m.Result, Description: m.Description, sig: sig})
 	}
 	for _, k := range t.Config {
 		d.Config = append(d.Config, configKeyDoc{Name: k.Name, Type: k.Type, Description: k.Description})
@@ -363,11 +361,7 @@ func renderPluginType(out io.Writer, d typeDoc) error {
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  NAME\tKIND\tPARAMS\tRESULT\tDESCRIPTION")
 		for _, m := range d.Methods {
-			params := slices.Clone(m.Params)
-			if m.Variadic && len(params) > 0 {
-				params[len(params)-1] += "..."
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, dashIfEmpty(strings.Join(params, ", ")),
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, dashIfEmpty(m.sig.ParamList()),
 				dashIfEmpty(m.Result), oneLine(m.Description))
 		}
 		if err := tw.Flush(); err != nil {

@@ -71,7 +71,11 @@ func reloadDoc(resp *adminv1.ReloadResponse) map[string]any {
 	for _, c := range resp.Changes {
 		changes = append(changes, map[string]any{"path": c.Path, "action": c.Action, "detail": c.Detail, "error": c.Error})
 	}
-	return map[string]any{"changes": changes, "problems": resp.Problems}
+	problems := resp.Problems
+	if problems == nil {
+		problems = []string{}
+	}
+	return map[string]any{"changes": changes, "problems": problems}
 }
 
 // reloadError is the command's error: config problems, or failed changes.

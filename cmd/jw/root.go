@@ -18,6 +18,7 @@ type globals struct {
 	host    string
 	output  string
 	timeout time.Duration
+	escape  string // --escape of jw console and the short form
 
 	// How to reach an exporter served over TCP (see dialOptions).
 	tlsCA          string
@@ -58,6 +59,7 @@ Run "jw tree" to see the drivers and their methods.`,
 		},
 	}
 	root.Flags().BoolVar(&stream, "stream", false, "call METHOD as a streaming method (results one per line)")
+	root.Flags().StringVar(&g.escape, "escape", "", "for a byte stream on a terminal: the key that, pressed three times, leaves the console (^X or ctrl-X; default ^B, or $"+escapeEnv+")")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.host, "host", os.Getenv(client.HostEnv),
 		"exporter address: unix:///path, a path, or tcp://HOST:PORT; default from "+client.HostEnv)
@@ -90,6 +92,7 @@ Run "jw tree" to see the drivers and their methods.`,
 	)
 
 	markUsageErrors(root)
+	addCompletions(root, g) // cmd/jw/complete.go
 	return root
 }
 
@@ -200,7 +203,7 @@ func dialError(err error) error {
 	var fp *client.FingerprintError
 	switch {
 	case errors.Is(err, client.ErrNoHost):
-		return fmt.Errorf(`no exporter: %s is not set (run inside "jw shell" or pass --host)`, client.HostEnv)
+		return reworded{fmt.Sprintf(`no exporter: %s is not set (run inside "jw shell" or pass --host)`, client.HostEnv), err}
 	case errors.Is(err, client.ErrNotTLS):
 		return fmt.Errorf("%w; to talk plaintext to it, pass --insecure", err)
 	case errors.Is(err, client.ErrTLSOnly):

@@ -57,9 +57,9 @@ func (f *serveFlags) logger(cmd *cobra.Command) (hclog.Logger, error) {
 	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{
 		Name: "jw", Level: min(level, hclog.Info), Output: io.Discard,
 	})
-	l.RegisterSink(hclog.NewSinkAdapter(&hclog.LoggerOptions{
+	l.RegisterSink(pluginLineSink{hclog.NewSinkAdapter(&hclog.LoggerOptions{
 		Level: level, Output: cmd.ErrOrStderr(), JSONFormat: f.logFormat == "json",
-	}))
+	})})
 	return l, nil
 }
 

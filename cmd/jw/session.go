@@ -2,12 +2,17 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/jumpwire-dev/jumpwire/client"
+	"github.com/jumpwire-dev/jumpwire/exporter"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 )
 
@@ -18,8 +23,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show the exporter's lease status and its drivers' health",
 		Long: `Show the exporter's lease status and its version (which increases on every change),
 e.g. "LEASE_READY (version 3)", then each driver's state (running, restarting,
-failed), its restarts and how its last process ended. With -w, follow the
-status: print a line at every change until interrupted.`,
+failed), its restarts and how its last process ended. With -w, follow it until
+interrupted: a line for every status version (none skipped), and one for every
+crash, restart or replacement of a driver's process.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if watch {
@@ -37,68 +43,77 @@ status: print a line at every change until interrupted.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if g.output == outputJSON {
-				doc := statusDoc(st)
-				var drivers []map[string]any
-				tree.Walk(func(d *client.Driver, _ int) {
-					if h := health(d); h != nil {
-						drivers = append(drivers, h)
-					}
-				})
-				if len(drivers) > 0 {
-					doc["drivers"] = drivers
+			var drivers []driverHealth
+			tree.Walk(func(d *client.Driver, _ int) {
+				if h, ok := health(d); ok {
+					drivers = append(drivers, h)
 				}
-				return g.print(out, doc)
+			})
+			if g.output == outputJSON {
+				return writeJSON(out, statusReport{statusDoc(st), append([]driverHealth{}, drivers...)})
 			}
 			if _, err := fmt.Fprintln(out, statusLine(st)); err != nil {
 				return err
 			}
-			tree.Walk(func(d *client.Driver, _ int) {
-				h := health(d)
-				if h == nil {
-					return
+			for _, h := range drivers {
+				line := fmt.Sprintf("  %-20s %-10s restarts %d", h.Path, h.State, h.Restarts)
+				if h.Pid != nil {
+					line += fmt.Sprintf("  pid %d", *h.Pid)
 				}
-				line := fmt.Sprintf("  %-20s %-10s restarts %s", h["path"], h["state"], h["restarts"])
-				if p, ok := h["pid"]; ok {
-					line += fmt.Sprintf("  pid %s", p)
-				}
-				if l, ok := h["last_exit"]; ok {
-					line += fmt.Sprintf("  last exit: %s", l)
+				if h.LastExit != "" {
+					line += "  last exit: " + h.LastExit
 				}
 				fmt.Fprintln(out, line)
-			})
+			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the status, a line per change")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the status and the drivers' crashes and restarts, a line per change")
 	return cmd
 }
 
-// health is what the exporter reports of a driver's process, nil for
-// composites and exporters that do not say.
-func health(d *client.Driver) map[string]any {
-	state, restarts := d.Labels["jumpwire.dev/state"], d.Labels["jumpwire.dev/restarts"]
-	if state == "" || restarts == "" {
-		return nil
-	}
-	h := map[string]any{"path": d.Path, "state": state, "restarts": restarts}
-	if p := d.Labels["jumpwire.dev/pid"]; p != "" {
-		h["pid"] = p
-	}
-	if l := d.Labels["jumpwire.dev/last-exit"]; l != "" {
-		h["last_exit"] = l
-	}
-	return h
+// statusReport is jw status -o json.
+type statusReport struct {
+	statusDocument
+	Drivers []driverHealth `json:"drivers"` // [] for an exporter that does not report health
 }
 
-func statusDoc(st *jumpstarterv1.GetStatusResponse) map[string]any {
-	doc := map[string]any{
-		"status":  statusName(st.GetStatus()),
-		"version": st.GetStatusVersion(),
-		"message": st.GetMessage(),
+// statusDocument is the lease status under -o json.
+type statusDocument struct {
+	Status         string `json:"status"`          // e.g. LEASE_READY
+	Version        uint64 `json:"version"`         // status_version, increasing with every change
+	Message        string `json:"message"`         // "" when none
+	PreviousStatus string `json:"previous_status"` // "" before the first change
+}
+
+// driverHealth is what the exporter reports of a driver's process.
+type driverHealth struct {
+	Path     string `json:"path"`
+	State    string `json:"state"` // running, restarting or failed
+	Restarts int    `json:"restarts"`
+	Pid      *int   `json:"pid"`       // null when no process runs
+	LastExit string `json:"last_exit"` // how its last process ended, "" when none did
+}
+
+// health is what the exporter reports of a driver's process; ok is false for composites and
+// exporters that do not say.
+func health(d *client.Driver) (h driverHealth, ok bool) {
+	state, restarts := d.Labels[client.LabelState], d.Labels["jumpwire.dev/restarts"]
+	if state == "" || restarts == "" {
+		return driverHealth{}, false
 	}
+	h = driverHealth{Path: d.Path, State: state, LastExit: d.Labels["jumpwire.dev/last-exit"]}
+	h.Restarts, _ = strconv.Atoi(restarts)
+	if pid, err := strconv.Atoi(d.Labels["jumpwire.dev/pid"]); err == nil {
+		h.Pid = &pid
+	}
+	return h, true
+}
+
+func statusDoc(st *jumpstarterv1.GetStatusResponse) statusDocument {
+	doc := statusDocument{Status: statusName(st.GetStatus()), Version: st.GetStatusVersion(), Message: st.GetMessage()}
 	if st.PreviousStatus != nil {
-		doc["previous_status"] = statusName(st.GetPreviousStatus())
+		doc.PreviousStatus = statusName(st.GetPreviousStatus())
 	}
 	return doc
 }
@@ -111,14 +126,82 @@ func statusLine(st *jumpstarterv1.GetStatusResponse) string {
 	return line
 }
 
-// watchStatus prints the status at every change. jumpstarter.v1 has no
-// status stream, so it asks a few times a second and prints what changed.
+// watchStatus follows the status: a line for each status_version and for each crash, restart
+// or replacement of a driver's process. A jumpwire exporter logs both (a "status changed" entry
+// per version, and its supervisor's entries about each driver), so it follows the log stream; a
+// plain Jumpstarter exporter has no such entries, and then it asks a few times a second and
+// prints what changed.
 func (g *globals) watchStatus(cmd *cobra.Command) error {
 	c, err := g.dial(cmd)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	ctx := cmd.Context()
+	backlog, entries, err := c.Logs(ctx)
+	if err != nil || backlog < 0 {
+		return g.pollStatus(cmd, c)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if err := g.printStatusEvent(out, time.Now(), statusDoc(st)); err != nil {
+		return err
+	}
+	last := st.GetStatusVersion()
+	for e, err := range entries {
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if backlog > 0 { // history: what happened before the status printed above
+			backlog--
+			continue
+		}
+		when := e.GetTimestamp().AsTime()
+		f := e.StructuredFields
+		if v, ok := f[exporter.LogStatusVersion]; ok && e.Uuid == "" {
+			version, err := strconv.ParseUint(v, 10, 64)
+			if err != nil || version <= last {
+				continue
+			}
+			last = version
+			doc := statusDocument{Status: f[exporter.LogStatus], Version: version, Message: f["message"],
+				PreviousStatus: f[exporter.LogPreviousStatus]}
+			if err := g.printStatusEvent(out, when, doc); err != nil {
+				return err
+			}
+			continue
+		}
+		if path := f["driver"]; path != "" && supervisorEvent(e) {
+			if err := g.printDriverEvent(out, when, path, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// supervisorEvent reports whether e is what the exporter's supervisor says about a driver's
+// process ("driver process exited; restarting", "driver restarted", "driver replaced", and its
+// warnings and errors), rather than the driver's own log or go-plugin's chatter.
+func supervisorEvent(e *jumpstarterv1.LogStreamResponse) bool {
+	if e.GetSource() != jumpstarterv1.LogSource_LOG_SOURCE_SYSTEM {
+		return false
+	}
+	switch e.Severity {
+	case "WARN", "ERROR":
+		return true
+	}
+	return strings.HasPrefix(e.Message, "driver ")
+}
+
+// pollStatus is watchStatus for an exporter without a log stream to follow.
+func (g *globals) pollStatus(cmd *cobra.Command, c *client.Client) error {
 	var last uint64
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -132,11 +215,7 @@ func (g *globals) watchStatus(cmd *cobra.Command) error {
 		}
 		if v := st.GetStatusVersion(); v != last {
 			last = v
-			if g.output == outputJSON {
-				if err := g.print(cmd.OutOrStdout(), statusDoc(st)); err != nil {
-					return err
-				}
-			} else if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", time.Now().Format("15:04:05"), statusLine(st)); err != nil {
+			if err := g.printStatusEvent(cmd.OutOrStdout(), time.Now(), statusDoc(st)); err != nil {
 				return err
 			}
 		}
@@ -146,6 +225,55 @@ func (g *globals) watchStatus(cmd *cobra.Command) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// statusEvent is a line of jw status -w -o json: "status" events carry the fields of
+// statusDocument, "driver" events those of driverEvent.
+type statusEvent struct {
+	Time  time.Time `json:"time"`
+	Event string    `json:"event"` // "status" or "driver"
+	statusDocument
+}
+
+func (g *globals) printStatusEvent(w io.Writer, when time.Time, doc statusDocument) error {
+	if g.output == outputJSON {
+		return writeJSON(w, statusEvent{Time: when, Event: "status", statusDocument: doc})
+	}
+	line := fmt.Sprintf("%s %s (version %d)", when.Local().Format("15:04:05"), doc.Status, doc.Version)
+	if doc.Message != "" {
+		line += ": " + doc.Message
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}
+
+// driverEvent is what the exporter's supervisor said about a driver's process: exited and
+// restarting, restarted, crash-looping, replaced.
+type driverEvent struct {
+	Time     time.Time         `json:"time"`
+	Event    string            `json:"event"` // "driver"
+	Path     string            `json:"path"`
+	Severity string            `json:"severity"`
+	Message  string            `json:"message"`
+	Fields   map[string]string `json:"fields"`
+}
+
+func (g *globals) printDriverEvent(w io.Writer, when time.Time, path string, e *jumpstarterv1.LogStreamResponse) error {
+	fields := map[string]string{}
+	for k, v := range e.StructuredFields {
+		if k != "driver" {
+			fields[k] = v
+		}
+	}
+	if g.output == outputJSON {
+		return writeJSON(w, driverEvent{Time: when, Event: "driver", Path: path, Severity: e.Severity, Message: e.Message, Fields: fields})
+	}
+	line := fmt.Sprintf("%s %s: %s", when.Local().Format("15:04:05"), path, e.Message)
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		line += fmt.Sprintf(" %s=%s", k, fields[k])
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
 }
 
 func newEndSessionCmd(g *globals) *cobra.Command {
@@ -174,7 +302,7 @@ reset for the next session, and the after-lease hook runs. Fails when there is n
 				return fmt.Errorf("end session: %s", msg)
 			}
 			if g.output == outputJSON {
-				return g.print(cmd.OutOrStdout(), map[string]any{"success": true, "message": msg})
+				return writeJSON(cmd.OutOrStdout(), endSessionJSON{Success: true, Message: msg})
 			}
 			if msg == "" {
 				msg = "session ended"
@@ -183,6 +311,12 @@ reset for the next session, and the after-lease hook runs. Fails when there is n
 			return err
 		},
 	}
+}
+
+// endSessionJSON is jw end-session -o json.
+type endSessionJSON struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
 }
 
 // statusName is the status without its enum prefix: "LEASE_READY".

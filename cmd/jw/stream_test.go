@@ -172,8 +172,9 @@ func TestPipeErrors(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{"no byte stream", []string{"pipe", "power"}, `jw: unknown method "connect" for power; methods: off, on, read`},
-		{"not a byte stream", []string{"pipe", "power", "on"}, `jw: power.on is not a byte stream (call it with "jw call"); it has none`},
+		{"no byte stream", []string{"pipe", "power"}, `jw: power has no byte stream methods (its methods: off, on, read)`},
+		{"not a byte stream", []string{"pipe", "power", "on"}, `jw: power has no byte stream methods (its methods: off, on, read)`},
+		{"console without byte streams", []string{"console", "dut.power"}, `jw: dut.power has no byte stream methods (its methods: off, on, read)`},
 		{"unknown method", []string{"pipe", "bytes", "nope"}, `jw: unknown method "nope" for bytes; byte streams: die, emit, endless`},
 		{"console on a unary method", []string{"console", "serial", "--method", "set_dtr"},
 			`jw: serial.set_dtr is not a byte stream (call it with "jw call"); byte streams: connect`},

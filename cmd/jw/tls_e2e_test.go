@@ -201,6 +201,8 @@ func TestTCPPlaintext(t *testing.T) {
 	}
 	env := cleanEnv()
 	jwExec(t, jw, env, "--host", x.host, "--insecure", "power", "on").check(t, "", "", 0)
+	jwExec(t, jw, env, "--host", x.host, "--insecure", "reload").check(t, "", "jw: reload is only available on the exporter's local unix socket "+
+		"(run jw reload on the exporter's machine with --host unix:///PATH, or send jw run SIGHUP)\n", 1)
 	jwExec(t, jw, env, "--host", x.host, "power", "on").
 		check(t, "", "jw: the exporter at "+strings.TrimPrefix(x.host, "tcp://")+
 			" does not use TLS (it answered the TLS handshake in plaintext); to talk plaintext to it, pass --insecure\n", 1)

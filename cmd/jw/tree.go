@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -15,10 +15,10 @@ func newTreeCmd(g *globals) *cobra.Command {
 		Use:   "tree",
 		Short: "Show the exporter's drivers and their methods",
 		Long: `Show the exporter's driver tree: each driver with its name, type and description, and
-its methods with their descriptions. Methods that are not plain calls are marked:
+its methods with their parameters (name type = default) and descriptions. Methods that are not plain calls are marked:
 "(streaming)" results arrive one by one, "(stream)" is a byte stream.
 A driver whose process is not running is marked [restarting] or [failed].
-With -o json the tree is printed as one JSON document.`,
+With -o json the tree is printed as one JSON document (docs/cli-json.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, tree, err := g.connect(cmd)
@@ -28,10 +28,7 @@ With -o json the tree is printed as one JSON document.`,
 			defer c.Close()
 			out := cmd.OutOrStdout()
 			if g.output == outputJSON {
-				enc := json.NewEncoder(out)
-				enc.SetEscapeHTML(false)
-				enc.SetIndent("", "  ")
-				return enc.Encode(treeDoc(tree))
+				return writeJSON(out, treeDoc(tree))
 			}
 			_, err = io.WriteString(out, renderTree(tree))
 			return err
@@ -96,15 +93,18 @@ func renderMethods(b *strings.Builder, d *client.Driver, prefix string) {
 	width := 0
 	for i, m := range names {
 		heads[i] = m
+		if sig, ok := d.Signature(m); ok && len(sig.Params) > 0 {
+			heads[i] = sig.Format(m)
+		}
 		if kind := d.MethodKind(m); kind != client.KindUnary {
 			heads[i] += " (" + kind + ")"
 		}
-		width = max(width, len(heads[i]))
+		width = max(width, utf8.RuneCountInString(heads[i]))
 	}
 	for i, m := range names {
 		line := heads[i]
 		if desc := oneLine(d.Methods[m]); desc != "" {
-			line += strings.Repeat(" ", width-len(line)+2) + desc
+			line += strings.Repeat(" ", width-utf8.RuneCountInString(line)+2) + desc
 		}
 		b.WriteString(prefix + line + "\n")
 	}
@@ -150,9 +150,12 @@ type driverJSON struct {
 }
 
 type methodJSON struct {
-	Name        string `json:"name"`
-	Kind        string `json:"kind"`
-	Description string `json:"description"`
+	Name        string      `json:"name"`
+	Kind        string      `json:"kind"`
+	Description string      `json:"description"`
+	Params      []paramJSON `json:"params"`   // [] for byte streams and exporters that do not say
+	Variadic    bool        `json:"variadic"` // the last parameter repeats
+	Result      string      `json:"result"`   // the result's JSON type, "" when not reported
 }
 
 func treeDoc(t *client.Tree) treeJSON {
@@ -170,7 +173,9 @@ func driverDoc(d *client.Driver) driverJSON {
 		Methods: []methodJSON{}, Children: []driverJSON{},
 	}
 	for _, m := range d.MethodNames() {
-		doc.Methods = append(doc.Methods, methodJSON{Name: m, Kind: d.MethodKind(m), Description: d.Methods[m]})
+		sig, _ := d.Signature(m)
+		doc.Methods = append(doc.Methods, methodJSON{Name: m, Kind: d.MethodKind(m), Description: d.Methods[m],
+			Params: paramDocs(sig), Variadic: sig.Variadic, Result: sig.Result})
 	}
 	for _, c := range d.Children {
 		doc.Children = append(doc.Children, driverDoc(c))

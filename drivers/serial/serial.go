@@ -162,8 +162,8 @@ func (s *Serial) Exports() []sdk.Method {
 	return []sdk.Method{
 		sdk.ExportStream("connect", s.Connect, "Raw bytes to and from the serial port"),
 		sdk.Export("close", s.ClosePort, "Close the serial port, ending its streams"),
-		sdk.Export("set_dtr", s.SetDTR, "Set the DTR (data terminal ready) line"),
-		sdk.Export("set_rts", s.SetRTS, "Set the RTS (request to send) line"),
+		sdk.Export("set_dtr", s.SetDTR, "Set the DTR (data terminal ready) line", sdk.Params("value")),
+		sdk.Export("set_rts", s.SetRTS, "Set the RTS (request to send) line", sdk.Params("value")),
 	}
 }
 

@@ -177,7 +177,8 @@ func New(cfg Config) (*Shell, error) {
 func (s *Shell) Exports() []sdk.Method {
 	ms := []sdk.Method{
 		sdk.Export("get_methods", s.GetMethods, "List the configured methods"),
-		sdk.Export("call_method", s.CallMethod, "Run a configured method with environment variables and arguments, streaming [stdout, stderr, returncode]"),
+		sdk.Export("call_method", s.CallMethod, "Run a configured method with environment variables and arguments, streaming [stdout, stderr, returncode]",
+			sdk.Params("method", "env", "args")),
 	}
 	for _, name := range s.names {
 		desc := s.cfg.Methods[name].Description
@@ -186,7 +187,7 @@ func (s *Shell) Exports() []sdk.Method {
 		}
 		ms = append(ms, sdk.Export(name, func(ctx context.Context, args ...string) iter.Seq2[[]any, error] {
 			return s.CallMethod(ctx, name, nil, args...)
-		}, desc))
+		}, desc, sdk.Params("args")))
 	}
 	return ms
 }

@@ -205,7 +205,7 @@ func TestRefusals(t *testing.T) {
 		{"blocked variable", "echo", map[string]string{"LD_PRELOAD": "/tmp/x.so"}, nil, codes.InvalidArgument, "LD_PRELOAD may not be set"},
 		{"blocked prefix", "echo", map[string]string{"BASH_FUNC_x%%": "() { :; }"}, nil, codes.InvalidArgument, "not an identifier"},
 		{"not an identifier", "echo", map[string]string{"A-B": "1"}, nil, codes.InvalidArgument, "not an identifier"},
-		{"argument not a string", "echo", nil, []any{5}, codes.InvalidArgument, "argument"},
+		{"argument not a string", "echo", nil, []any{5}, codes.InvalidArgument, "args[0]: expected string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := collect(t, d, tc.method, tc.env, tc.args...)

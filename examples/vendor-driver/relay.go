@@ -107,7 +107,8 @@ func (r *Relay) Exports() []sdk.Method {
 		sdk.Export("off", r.Off, "Power the device off"),
 		sdk.Export("state", r.State, "Whether the device is powered"),
 		sdk.Export("read", r.Read, "Stream voltage and current readings until stopped"),
-		sdk.Export("cycle", r.Cycle, "Power off, wait (seconds, or a duration like 500ms), power on"),
+		sdk.Export("cycle", r.Cycle, "Power off, wait (seconds, or a duration like 500ms), power on",
+			sdk.Params("wait"), sdk.Default("wait", "1s")),
 	}
 }
 
@@ -199,7 +200,7 @@ func (r *Relay) Read(ctx context.Context) iter.Seq2[Reading, error] {
 // Cycle powers the device off, waits, and powers it on again.
 func (r *Relay) Cycle(ctx context.Context, wait time.Duration) error {
 	if wait < 0 || wait > maxCycle {
-		return fmt.Errorf("cycle: the wait must be between 0 and %v, got %v: %w", maxCycle, wait, sdk.ErrInvalidArgument)
+		return sdk.Errorf(sdk.ErrInvalidArgument, "the wait must be between 0 and %v, got %v", maxCycle, wait)
 	}
 	if err := r.Off(ctx); err != nil {
 		return err

@@ -45,6 +45,9 @@ type Method struct {
 	Name        string
 	Description string // "" leaves the method out of methods_description
 	Kind        string // "unary" (when empty), "streaming" or "stream"
+	// Signature is the method's entry in the jumpwire.dev/signatures label (JSON, e.g.
+	// `{"params":[{"name":"channel","type":"integer"}]}`); "" leaves the method out of it.
+	Signature string
 	// Call answers DriverCall; when nil, DriverCall answers null, or UNIMPLEMENTED if Stream is set.
 	Call func(ctx context.Context, args []any) (any, error)
 	// Stream answers StreamingDriverCall, sending each result; nil answers UNIMPLEMENTED.
@@ -123,7 +126,11 @@ func (e *Exporter) BuildReport() *jumpstarterv1.GetReportResponse {
 			r.Labels["jumpstarter.dev/name"] = d.Name
 		}
 		kinds := map[string]string{}
+		sigs := map[string]json.RawMessage{}
 		for _, m := range d.Methods {
+			if m.Signature != "" {
+				sigs[m.Name] = json.RawMessage(m.Signature)
+			}
 			if m.Description != "" {
 				r.MethodsDescription[m.Name] = m.Description
 			}
@@ -136,6 +143,10 @@ func (e *Exporter) BuildReport() *jumpstarterv1.GetReportResponse {
 			k, _ := json.Marshal(kinds)
 			r.Labels["jumpwire.dev/methods"] = string(k)
 			r.Labels["jumpwire.dev/type"] = d.Type
+			if len(sigs) > 0 {
+				s, _ := json.Marshal(sigs)
+				r.Labels["jumpwire.dev/signatures"] = string(s)
+			}
 			r.Labels["jumpwire.dev/state"] = d.State
 			if d.State == "" {
 				r.Labels["jumpwire.dev/state"] = "running"

@@ -13,8 +13,9 @@ import plugin "github.com/hashicorp/go-plugin"
 const Version = 1
 
 // Minor is the minor version of the protocol. Within a major version, minor
-// versions only add. Minor 1 added resource streams ([ResourceHeader]).
-const Minor = 1
+// versions only add. Minor 1 added resource streams ([ResourceHeader]);
+// minor 2 named parameters and their defaults (Method.param_info).
+const Minor = 2
 
 // PluginName is the name under which a plugin binary serves its driver.
 const PluginName = "driver"

@@ -348,7 +348,11 @@ type Method struct {
 	// variadic means the last parameter may repeat.
 	Variadic bool `protobuf:"varint,5,opt,name=variadic,proto3" json:"variadic,omitempty"`
 	// result is the JSON type of the result (or of each streamed result).
-	Result        string `protobuf:"bytes,6,opt,name=result,proto3" json:"result,omitempty"`
+	Result string `protobuf:"bytes,6,opt,name=result,proto3" json:"result,omitempty"`
+	// param_info describes the parameters by name, in the order of params
+	// (protocol minor 2). A plugin that names none sends none; then clients
+	// know the parameters by position only.
+	ParamInfo     []*Param `protobuf:"bytes,7,rep,name=param_info,json=paramInfo,proto3" json:"param_info,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +429,78 @@ func (x *Method) GetResult() string {
 	return ""
 }
 
+func (x *Method) GetParamInfo() []*Param {
+	if x != nil {
+		return x.ParamInfo
+	}
+	return nil
+}
+
+// Param is one positional parameter of a method.
+type Param struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the parameter's name, as clients pass it by name (name=value).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is the JSON type, as in Method.params.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// default is the value used when a caller leaves the parameter out; unset
+	// when the parameter is required. Only trailing parameters have one.
+	Default       *structpb.Value `protobuf:"bytes,3,opt,name=default,proto3" json:"default,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Param) Reset() {
+	*x = Param{}
+	mi := &file_plugin_v1_plugin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Param) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Param) ProtoMessage() {}
+
+func (x *Param) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_v1_plugin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Param.ProtoReflect.Descriptor instead.
+func (*Param) Descriptor() ([]byte, []int) {
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Param) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Param) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Param) GetDefault() *structpb.Value {
+	if x != nil {
+		return x.Default
+	}
+	return nil
+}
+
 type ConfigKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -437,7 +513,7 @@ type ConfigKey struct {
 
 func (x *ConfigKey) Reset() {
 	*x = ConfigKey{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +525,7 @@ func (x *ConfigKey) String() string {
 func (*ConfigKey) ProtoMessage() {}
 
 func (x *ConfigKey) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +538,7 @@ func (x *ConfigKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigKey.ProtoReflect.Descriptor instead.
 func (*ConfigKey) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigKey) GetName() string {
@@ -502,7 +578,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +590,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +603,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConfigureRequest) GetType() string {
@@ -574,7 +650,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +662,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +675,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigureResponse) GetProblems() []*ConfigProblem {
@@ -642,7 +718,7 @@ type ConfigProblem struct {
 
 func (x *ConfigProblem) Reset() {
 	*x = ConfigProblem{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +730,7 @@ func (x *ConfigProblem) String() string {
 func (*ConfigProblem) ProtoMessage() {}
 
 func (x *ConfigProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +743,7 @@ func (x *ConfigProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigProblem.ProtoReflect.Descriptor instead.
 func (*ConfigProblem) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConfigProblem) GetKey() string {
@@ -694,7 +770,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +782,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +795,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CallRequest) GetMethod() string {
@@ -745,7 +821,7 @@ type CallResponse struct {
 
 func (x *CallResponse) Reset() {
 	*x = CallResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +833,7 @@ func (x *CallResponse) String() string {
 func (*CallResponse) ProtoMessage() {}
 
 func (x *CallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +846,7 @@ func (x *CallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
 func (*CallResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CallResponse) GetResult() *structpb.Value {
@@ -788,7 +864,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +876,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +889,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 type ResetResponse struct {
@@ -824,7 +900,7 @@ type ResetResponse struct {
 
 func (x *ResetResponse) Reset() {
 	*x = ResetResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +912,7 @@ func (x *ResetResponse) String() string {
 func (*ResetResponse) ProtoMessage() {}
 
 func (x *ResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +925,7 @@ func (x *ResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetResponse.ProtoReflect.Descriptor instead.
 func (*ResetResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 type CloseRequest struct {
@@ -860,7 +936,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +948,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +961,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 type CloseResponse struct {
@@ -896,7 +972,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +984,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +997,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 type Frame struct {
@@ -934,7 +1010,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1022,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1035,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Frame) GetPayload() []byte {
@@ -996,14 +1072,20 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x124\n" +
 	"\amethods\x18\x05 \x03(\v2\x1a.jumpwire.plugin.v1.MethodR\amethods\x125\n" +
 	"\x06config\x18\x06 \x03(\v2\x1d.jumpwire.plugin.v1.ConfigKeyR\x06config\x12\x1c\n" +
-	"\texclusive\x18\a \x01(\bR\texclusive\"\xbe\x01\n" +
+	"\texclusive\x18\a \x01(\bR\texclusive\"\xf8\x01\n" +
 	"\x06Method\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x122\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x1e.jumpwire.plugin.v1.MethodKindR\x04kind\x12\x16\n" +
 	"\x06params\x18\x04 \x03(\tR\x06params\x12\x1a\n" +
 	"\bvariadic\x18\x05 \x01(\bR\bvariadic\x12\x16\n" +
-	"\x06result\x18\x06 \x01(\tR\x06result\"U\n" +
+	"\x06result\x18\x06 \x01(\tR\x06result\x128\n" +
+	"\n" +
+	"param_info\x18\a \x03(\v2\x19.jumpwire.plugin.v1.ParamR\tparamInfo\"a\n" +
+	"\x05Param\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x120\n" +
+	"\adefault\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\adefault\"U\n" +
 	"\tConfigKey\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12 \n" +
@@ -1069,7 +1151,7 @@ func file_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_plugin_v1_plugin_proto_goTypes = []any{
 	(MethodKind)(0),           // 0: jumpwire.plugin.v1.MethodKind
 	(FrameKind)(0),            // 1: jumpwire.plugin.v1.FrameKind
@@ -1077,52 +1159,55 @@ var file_plugin_v1_plugin_proto_goTypes = []any{
 	(*DescribeResponse)(nil),  // 3: jumpwire.plugin.v1.DescribeResponse
 	(*DriverType)(nil),        // 4: jumpwire.plugin.v1.DriverType
 	(*Method)(nil),            // 5: jumpwire.plugin.v1.Method
-	(*ConfigKey)(nil),         // 6: jumpwire.plugin.v1.ConfigKey
-	(*ConfigureRequest)(nil),  // 7: jumpwire.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 8: jumpwire.plugin.v1.ConfigureResponse
-	(*ConfigProblem)(nil),     // 9: jumpwire.plugin.v1.ConfigProblem
-	(*CallRequest)(nil),       // 10: jumpwire.plugin.v1.CallRequest
-	(*CallResponse)(nil),      // 11: jumpwire.plugin.v1.CallResponse
-	(*ResetRequest)(nil),      // 12: jumpwire.plugin.v1.ResetRequest
-	(*ResetResponse)(nil),     // 13: jumpwire.plugin.v1.ResetResponse
-	(*CloseRequest)(nil),      // 14: jumpwire.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),     // 15: jumpwire.plugin.v1.CloseResponse
-	(*Frame)(nil),             // 16: jumpwire.plugin.v1.Frame
-	nil,                       // 17: jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
-	(*structpb.Struct)(nil),   // 18: google.protobuf.Struct
+	(*Param)(nil),             // 6: jumpwire.plugin.v1.Param
+	(*ConfigKey)(nil),         // 7: jumpwire.plugin.v1.ConfigKey
+	(*ConfigureRequest)(nil),  // 8: jumpwire.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 9: jumpwire.plugin.v1.ConfigureResponse
+	(*ConfigProblem)(nil),     // 10: jumpwire.plugin.v1.ConfigProblem
+	(*CallRequest)(nil),       // 11: jumpwire.plugin.v1.CallRequest
+	(*CallResponse)(nil),      // 12: jumpwire.plugin.v1.CallResponse
+	(*ResetRequest)(nil),      // 13: jumpwire.plugin.v1.ResetRequest
+	(*ResetResponse)(nil),     // 14: jumpwire.plugin.v1.ResetResponse
+	(*CloseRequest)(nil),      // 15: jumpwire.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),     // 16: jumpwire.plugin.v1.CloseResponse
+	(*Frame)(nil),             // 17: jumpwire.plugin.v1.Frame
+	nil,                       // 18: jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
 	(*structpb.Value)(nil),    // 19: google.protobuf.Value
+	(*structpb.Struct)(nil),   // 20: google.protobuf.Struct
 }
 var file_plugin_v1_plugin_proto_depIdxs = []int32{
 	4,  // 0: jumpwire.plugin.v1.DescribeResponse.types:type_name -> jumpwire.plugin.v1.DriverType
 	5,  // 1: jumpwire.plugin.v1.DriverType.methods:type_name -> jumpwire.plugin.v1.Method
-	6,  // 2: jumpwire.plugin.v1.DriverType.config:type_name -> jumpwire.plugin.v1.ConfigKey
+	7,  // 2: jumpwire.plugin.v1.DriverType.config:type_name -> jumpwire.plugin.v1.ConfigKey
 	0,  // 3: jumpwire.plugin.v1.Method.kind:type_name -> jumpwire.plugin.v1.MethodKind
-	18, // 4: jumpwire.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
-	9,  // 5: jumpwire.plugin.v1.ConfigureResponse.problems:type_name -> jumpwire.plugin.v1.ConfigProblem
-	5,  // 6: jumpwire.plugin.v1.ConfigureResponse.methods:type_name -> jumpwire.plugin.v1.Method
-	17, // 7: jumpwire.plugin.v1.ConfigureResponse.labels:type_name -> jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
-	19, // 8: jumpwire.plugin.v1.CallRequest.args:type_name -> google.protobuf.Value
-	19, // 9: jumpwire.plugin.v1.CallResponse.result:type_name -> google.protobuf.Value
-	1,  // 10: jumpwire.plugin.v1.Frame.kind:type_name -> jumpwire.plugin.v1.FrameKind
-	2,  // 11: jumpwire.plugin.v1.Driver.Describe:input_type -> jumpwire.plugin.v1.DescribeRequest
-	7,  // 12: jumpwire.plugin.v1.Driver.Configure:input_type -> jumpwire.plugin.v1.ConfigureRequest
-	10, // 13: jumpwire.plugin.v1.Driver.Call:input_type -> jumpwire.plugin.v1.CallRequest
-	10, // 14: jumpwire.plugin.v1.Driver.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
-	12, // 15: jumpwire.plugin.v1.Driver.Reset:input_type -> jumpwire.plugin.v1.ResetRequest
-	14, // 16: jumpwire.plugin.v1.Driver.Close:input_type -> jumpwire.plugin.v1.CloseRequest
-	16, // 17: jumpwire.plugin.v1.Driver.Stream:input_type -> jumpwire.plugin.v1.Frame
-	3,  // 18: jumpwire.plugin.v1.Driver.Describe:output_type -> jumpwire.plugin.v1.DescribeResponse
-	8,  // 19: jumpwire.plugin.v1.Driver.Configure:output_type -> jumpwire.plugin.v1.ConfigureResponse
-	11, // 20: jumpwire.plugin.v1.Driver.Call:output_type -> jumpwire.plugin.v1.CallResponse
-	11, // 21: jumpwire.plugin.v1.Driver.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
-	13, // 22: jumpwire.plugin.v1.Driver.Reset:output_type -> jumpwire.plugin.v1.ResetResponse
-	15, // 23: jumpwire.plugin.v1.Driver.Close:output_type -> jumpwire.plugin.v1.CloseResponse
-	16, // 24: jumpwire.plugin.v1.Driver.Stream:output_type -> jumpwire.plugin.v1.Frame
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 4: jumpwire.plugin.v1.Method.param_info:type_name -> jumpwire.plugin.v1.Param
+	19, // 5: jumpwire.plugin.v1.Param.default:type_name -> google.protobuf.Value
+	20, // 6: jumpwire.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
+	10, // 7: jumpwire.plugin.v1.ConfigureResponse.problems:type_name -> jumpwire.plugin.v1.ConfigProblem
+	5,  // 8: jumpwire.plugin.v1.ConfigureResponse.methods:type_name -> jumpwire.plugin.v1.Method
+	18, // 9: jumpwire.plugin.v1.ConfigureResponse.labels:type_name -> jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
+	19, // 10: jumpwire.plugin.v1.CallRequest.args:type_name -> google.protobuf.Value
+	19, // 11: jumpwire.plugin.v1.CallResponse.result:type_name -> google.protobuf.Value
+	1,  // 12: jumpwire.plugin.v1.Frame.kind:type_name -> jumpwire.plugin.v1.FrameKind
+	2,  // 13: jumpwire.plugin.v1.Driver.Describe:input_type -> jumpwire.plugin.v1.DescribeRequest
+	8,  // 14: jumpwire.plugin.v1.Driver.Configure:input_type -> jumpwire.plugin.v1.ConfigureRequest
+	11, // 15: jumpwire.plugin.v1.Driver.Call:input_type -> jumpwire.plugin.v1.CallRequest
+	11, // 16: jumpwire.plugin.v1.Driver.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
+	13, // 17: jumpwire.plugin.v1.Driver.Reset:input_type -> jumpwire.plugin.v1.ResetRequest
+	15, // 18: jumpwire.plugin.v1.Driver.Close:input_type -> jumpwire.plugin.v1.CloseRequest
+	17, // 19: jumpwire.plugin.v1.Driver.Stream:input_type -> jumpwire.plugin.v1.Frame
+	3,  // 20: jumpwire.plugin.v1.Driver.Describe:output_type -> jumpwire.plugin.v1.DescribeResponse
+	9,  // 21: jumpwire.plugin.v1.Driver.Configure:output_type -> jumpwire.plugin.v1.ConfigureResponse
+	12, // 22: jumpwire.plugin.v1.Driver.Call:output_type -> jumpwire.plugin.v1.CallResponse
+	12, // 23: jumpwire.plugin.v1.Driver.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
+	14, // 24: jumpwire.plugin.v1.Driver.Reset:output_type -> jumpwire.plugin.v1.ResetResponse
+	16, // 25: jumpwire.plugin.v1.Driver.Close:output_type -> jumpwire.plugin.v1.CloseResponse
+	17, // 26: jumpwire.plugin.v1.Driver.Stream:output_type -> jumpwire.plugin.v1.Frame
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_plugin_v1_plugin_proto_init() }
@@ -1136,7 +1221,7 @@ func file_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_v1_plugin_proto_rawDesc), len(file_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
