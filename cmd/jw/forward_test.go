@@ -226,7 +226,7 @@ func TestForwardUsage(t *testing.T) {
 	jwIn(t, sock, strings.NewReader(""), "forward", "tcp", "0").checkUsage(t,
 		`jw: accepts 2 arg(s), received 1`, "jw forward tcp [ADDR:]PORT PATH [flags]")
 	jwIn(t, sock, strings.NewReader(""), "forward", "tcp", "0", "power").check(t, "",
-		"jw: unknown method \"connect\" for power; methods: off, on, read\n", 1)
+		"jw: power has no byte stream methods (its methods: off, on, read)\n", 1)
 }
 
 func TestForwardUDP(t *testing.T) {
