@@ -169,7 +169,7 @@ func TestModemLines(t *testing.T) {
 		wantStatus(t, err, codes.Unimplemented, m+": serial port "+p.Port+" has no "+line+" line (inappropriate ioctl for device)")
 	}
 	_, err := d.Call(t.Context(), "set_dtr", "yes")
-	wantStatus(t, err, codes.InvalidArgument, `set_dtr: argument 1: expected boolean, got string "yes"`)
+	wantStatus(t, err, codes.InvalidArgument, `set_dtr: value: expected boolean, got string "yes"`)
 }
 
 func TestBusy(t *testing.T) {
