@@ -193,6 +193,9 @@ func supervisorEvent(e *jumpstarterv1.LogStreamResponse) bool {
 	if e.GetSource() != jumpstarterv1.LogSource_LOG_SOURCE_SYSTEM {
 		return false
 	}
+	if _, ok := e.StructuredFields["plugin"]; ok {
+		return false // go-plugin's own line about the process, which the supervisor's repeats
+	}
 	switch e.Severity {
 	case "WARN", "ERROR":
 		return true
