@@ -59,8 +59,11 @@ func (m *Method) applyOptions(fn string, opts []ExportOption) {
 }
 
 func (m *Method) setNames(o exportOptions) error {
+	if o.names == nil {
+		return fmt.Errorf("sdk.Default needs the parameters named with sdk.Params")
+	}
 	if len(o.names) != len(m.params) {
-		return fmt.Errorf("Params names %d parameters, the function has %d after the context", len(o.names), len(m.params))
+		return fmt.Errorf("sdk.Params names %d parameters, the function has %d after the context", len(o.names), len(m.params))
 	}
 	index := make(map[string]int, len(o.names))
 	for i, n := range o.names {
@@ -76,18 +79,18 @@ func (m *Method) setNames(o exportOptions) error {
 	for _, d := range o.defaults {
 		i, ok := index[d.name]
 		if !ok {
-			return fmt.Errorf("Default(%q): no such parameter (parameters: %s)", d.name, strings.Join(o.names, ", "))
+			return fmt.Errorf("sdk.Default(%q): no such parameter (parameters: %s)", d.name, strings.Join(o.names, ", "))
 		}
 		if m.variadic && i == len(m.params)-1 {
-			return fmt.Errorf("Default(%q): a variadic parameter takes no default", d.name)
+			return fmt.Errorf("sdk.Default(%q): a variadic parameter takes no default", d.name)
 		}
 		pv, err := encodeValue(reflect.ValueOf(d.value))
 		if err != nil {
-			return fmt.Errorf("Default(%q): %w", d.name, err)
+			return fmt.Errorf("sdk.Default(%q): %w", d.name, err)
 		}
 		check := reflect.New(m.params[i]).Elem()
 		if err := decodeValue(pv, check, d.name); err != nil {
-			return fmt.Errorf("Default(%q): %w", d.name, err)
+			return fmt.Errorf("sdk.Default(%q): %w", d.name, err)
 		}
 		defaults[i] = pv
 	}

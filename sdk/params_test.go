@@ -129,20 +129,20 @@ func TestExportOptionErrors(t *testing.T) {
 		want string
 	}{
 		{"too few names", []sdk.ExportOption{sdk.Params("channel")},
-			"Params names 1 parameters, the function has 3 after the context"},
+			"sdk.Params names 1 parameters, the function has 3 after the context"},
 		{"bad name", []sdk.ExportOption{sdk.Params("channel", "on off", "rest")},
 			`parameter name "on off": use a letter or _ followed by letters, digits and _`},
 		{"duplicate", []sdk.ExportOption{sdk.Params("a", "a", "rest")}, `parameter name "a" appears twice`},
 		{"unknown default", []sdk.ExportOption{sdk.Params("a", "b", "rest"), sdk.Default("c", 1)},
-			`Default("c"): no such parameter (parameters: a, b, rest)`},
+			`sdk.Default("c"): no such parameter (parameters: a, b, rest)`},
 		{"default without names", []sdk.ExportOption{sdk.Default("a", 1)},
-			"Params names 0 parameters, the function has 3 after the context"},
+			"sdk.Default needs the parameters named with sdk.Params"},
 		{"wrong type", []sdk.ExportOption{sdk.Params("a", "b", "rest"), sdk.Default("b", "yes")},
-			`Default("b"): b: expected boolean, got string "yes"`},
+			`sdk.Default("b"): b: expected boolean, got string "yes"`},
 		{"not trailing", []sdk.ExportOption{sdk.Params("a", "b", "rest"), sdk.Default("a", 1)},
 			`parameter "a" has a default but "b" after it has none: only trailing parameters may have defaults`},
 		{"variadic default", []sdk.ExportOption{sdk.Params("a", "b", "rest"), sdk.Default("rest", "x")},
-			`Default("rest"): a variadic parameter takes no default`},
+			`sdk.Default("rest"): a variadic parameter takes no default`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
