@@ -46,6 +46,7 @@ Without a command, the words name a driver and one of its methods:
   jw power on             call "on" on the driver "power"
   jw dut power read       a nested driver (also: jw dut.power read)
   jw serial set_dtr true  arguments as in "jw call"
+  jw serial set_dtr value=true   or by name, as "jw tree" shows them
   jw serial connect       a byte stream: "jw console" on a terminal, else "jw pipe"
 Run "jw tree" to see the drivers and their methods.`,
 		Args:          cobra.ArbitraryArgs,
