@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 )
 
 // TestCompletion runs cobra's hidden __complete command, which the scripts of "jw completion
@@ -47,5 +49,21 @@ func TestCompletionWithoutExporter(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "power") {
 		t.Errorf("completed drivers without an exporter:\n%s", r.stdout)
+	}
+}
+
+// Driver types complete from the plugin search path, and inspect shows named parameters.
+func TestPluginTypes(t *testing.T) {
+	pluginEnv(t)
+	dir := testbin.PluginDir(t, "power", "serial")
+	r := jw(t, "", "__complete", "plugins", "inspect", "--plugin-dir", dir, "")
+	want := "power\tMock power switch\njumpstarter_driver_power.driver.MockPower\tMock power switch\n" +
+		"serial\tSerial port\njumpstarter_driver_pyserial.driver.PySerial\tSerial port\n:4\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("code %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	r = jw(t, "", "plugins", "inspect", "--plugin-dir", dir, "serial")
+	if !strings.Contains(r.stdout, "  set_dtr  unary        value boolean  null    Set the DTR (data terminal ready) line\n") {
+		t.Errorf("inspect serial:\n%s", r.stdout)
 	}
 }
