@@ -37,6 +37,8 @@ func addCompletions(root *cobra.Command, g *globals) {
 		return arguments(d, rest[0], rest[1:], toComplete)
 	}
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputText, outputJSON}, noFiles))
+	escapes := cobra.FixedCompletions([]string{"^]\tCtrl-]", "^B\tCtrl-B (the default)", "^A\tCtrl-A", "^_\tCtrl-_"}, noFiles)
+	_ = root.RegisterFlagCompletionFunc("escape", escapes)
 
 	for _, cmd := range root.Commands() {
 		switch cmd.Name() {
@@ -87,6 +89,9 @@ func addCompletions(root *cobra.Command, g *globals) {
 					sub.ValidArgsFunction = completeTypes
 				}
 			}
+		}
+		if cmd.Name() == "console" {
+			_ = cmd.RegisterFlagCompletionFunc("escape", escapes)
 		}
 		if cmd.Flags().Lookup("method") != nil {
 			_ = cmd.RegisterFlagCompletionFunc("method", func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {

@@ -30,6 +30,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"pipe", "serial", ""}, "connect\tRaw byte stream\n:4\n"},
 		{[]string{"console", "serial", "--method", ""}, "connect\tRaw byte stream\n:4\n"},
 		{[]string{"-o", ""}, "text\njson\n:4\n"},
+		{[]string{"console", "serial", "--escape", ""}, "^]\tCtrl-]\n^B\tCtrl-B (the default)\n^A\tCtrl-A\n^_\tCtrl-_\n:4\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
