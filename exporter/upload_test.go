@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
@@ -203,6 +204,28 @@ func TestUploadHandles(t *testing.T) {
 		}
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `content encoding "lz4" is not supported`) {
 			t.Errorf("lz4 upload: %v", err)
+		}
+	})
+	t.Run("dropped at the session's end", func(t *testing.T) {
+		s, handle, _ := rig.upload(t.Context(), t, "")
+		if r, err := rig.c.EndSession(t.Context(), &jumpstarterv1.EndSessionRequest{}); err != nil || !r.Success {
+			t.Fatalf("EndSession: %v, %v", r, err)
+		}
+		if _, err := s.Recv(); status.Code(err) != codes.Unavailable {
+			t.Errorf("the upload stream of an ended session ended with %v, want UNAVAILABLE", err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			st, err := rig.c.GetStatus(t.Context(), &jumpstarterv1.GetStatusRequest{})
+			if err == nil && st.Status == jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no fresh session 30s after EndSession: %v, %v", st, err)
+			}
+		}
+		_, err := call(t, rig.c, rig.sink, "flash", handle, structpb.NewNullValue())
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("flash with a handle of the previous session = %v, want INVALID_ARGUMENT", err)
 		}
 	})
 	t.Run("corrupt", func(t *testing.T) {
