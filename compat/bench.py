@@ -65,8 +65,20 @@ def run(args: argparse.Namespace) -> None:
     env["PYTHONPATH"] = str(HERE)
     env["JUMPWIRE_PLUGIN_PATH"] = args.plugins
     exporters = {
-        "jumpwire": [args.jw, "shell", "-c", str(HERE / "testdata" / "bench-jumpwire.yaml"), "--"],
-        "upstream": [str(venv_bin / "jmp"), "shell", "--exporter-config", str(HERE / "testdata" / "bench-upstream.yaml"), "--"],
+        "jumpwire": [
+            args.jw,
+            "shell",
+            "-c",
+            str(HERE / "testdata" / "bench-jumpwire.yaml"),
+            "--",
+        ],
+        "upstream": [
+            str(venv_bin / "jmp"),
+            "shell",
+            "--exporter-config",
+            str(HERE / "testdata" / "bench-upstream.yaml"),
+            "--",
+        ],
     }
     with tempfile.TemporaryDirectory() as tmp:
         image = None
@@ -76,37 +88,68 @@ def run(args: argparse.Namespace) -> None:
             with image.open("wb") as f:
                 for i in range(args.upload_mib):
                     f.write(hashlib.sha256(block + i.to_bytes(4)).digest() * (1 << 15))
-        results: dict[str, dict[str, list[float]]] = {k: {"on": [], "read": [], "upload": []} for k in exporters}
+        results: dict[str, dict[str, list[float]]] = {
+            k: {"on": [], "read": [], "upload": []} for k in exporters
+        }
         per_round = max(1, args.calls // args.rounds)
         for r in range(args.rounds):
             for name, argv in exporters.items():
                 out = Path(tmp) / f"{name}-{r}.json"
-                cmd = [*argv, sys.executable, __file__, "measure", "--calls", str(per_round),
-                       "--reads", str(max(1, args.reads // args.rounds)), "--out", str(out)]
+                cmd = [
+                    *argv,
+                    sys.executable,
+                    __file__,
+                    "measure",
+                    "--calls",
+                    str(per_round),
+                    "--reads",
+                    str(max(1, args.reads // args.rounds)),
+                    "--out",
+                    str(out),
+                ]
                 if image is not None and r == 0:
                     cmd += ["--upload", str(image)]
-                subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    cmd,
+                    env=env,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 got = json.loads(out.read_text())
                 results[name]["on"] += got["on"]
                 results[name]["read"] += got["read"]
                 if "upload_s" in got:
-                    results[name]["upload"].append(got["upload_bytes"] / got["upload_s"] / (1 << 20))
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
+                    results[name]["upload"].append(
+                        got["upload_bytes"] / got["upload_s"] / (1 << 20)
+                    )
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}"
+    )
     for metric, label in (("on", "power.on()"), ("read", "power.read() stream")):
         row = {}
         for name in exporters:
             xs = results[name][metric]
             row[name] = (pct(xs, 50) * 1e3, pct(xs, 99) * 1e3, len(xs))
         jw, up = row["jumpwire"], row["upstream"]
-        print(f"{label}: jumpwire p50 {jw[0]:.2f} ms p99 {jw[1]:.2f} ms; upstream p50 {up[0]:.2f} ms p99 {up[1]:.2f} ms "
-              f"({jw[2]} each); ratio p50 {jw[0] / up[0]:.2f}x p99 {jw[1] / up[1]:.2f}x")
+        print(
+            f"{label}: jumpwire p50 {jw[0]:.2f} ms p99 {jw[1]:.2f} ms; upstream p50 {up[0]:.2f} ms p99 {up[1]:.2f} ms "
+            f"({jw[2]} each); ratio p50 {jw[0] / up[0]:.2f}x p99 {jw[1] / up[1]:.2f}x"
+        )
     if args.upload_mib:
-        jw_t, up_t = statistics.mean(results["jumpwire"]["upload"]), statistics.mean(results["upstream"]["upload"])
-        print(f"upload of {args.upload_mib} MiB: jumpwire {jw_t:.0f} MiB/s, upstream {up_t:.0f} MiB/s, ratio {jw_t / up_t:.2f}x")
+        jw_t, up_t = (
+            statistics.mean(results["jumpwire"]["upload"]),
+            statistics.mean(results["upstream"]["upload"]),
+        )
+        print(
+            f"upload of {args.upload_mib} MiB: jumpwire {jw_t:.0f} MiB/s, upstream {up_t:.0f} MiB/s, ratio {jw_t / up_t:.2f}x"
+        )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd")
     m = sub.add_parser("measure")
     m.add_argument("--calls", type=int, default=500)

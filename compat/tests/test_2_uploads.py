@@ -11,7 +11,7 @@ import pytest
 from jumpstarter.streams.encoding import Compression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import images  # noqa: E402
+import images
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,12 @@ def image_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return d, images.make(d)
 
 
-@pytest.mark.parametrize("how", [None, *Compression], ids=lambda c: c.value if c else "plain")
-def test_upload_reaches_the_driver(client: Any, image_dir: tuple[Path, str], how: Compression | None) -> None:
+@pytest.mark.parametrize(
+    "how", [None, *Compression], ids=lambda c: c.value if c else "plain"
+)
+def test_upload_reaches_the_driver(
+    client: Any, image_dir: tuple[Path, str], how: Compression | None
+) -> None:
     d, want = image_dir
     src = d / ("image.bin" + (f".{how.value}" if how else ""))
     result = client.sink.flash(str(src), target="disk", compression=how)

@@ -20,7 +20,10 @@ def test_end_session(client: Any) -> None:
     assert ExporterStatus.from_proto(before.status) == ExporterStatus.LEASE_READY
     ended = client.portal.call(client.end_session_async)
     if not ended:
-        assert ExporterStatus.from_proto(status(client).status) == ExporterStatus.LEASE_READY
+        assert (
+            ExporterStatus.from_proto(status(client).status)
+            == ExporterStatus.LEASE_READY
+        )
         assert client.power.on() is None
         return
     deadline = time.monotonic() + 30
@@ -30,7 +33,9 @@ def test_end_session(client: Any) -> None:
         settled = state in (ExporterStatus.AVAILABLE, ExporterStatus.LEASE_READY)
         if now.status_version > before.status_version and settled:
             break
-        assert time.monotonic() < deadline, f"30s after EndSession the exporter is {state}"
+        assert time.monotonic() < deadline, (
+            f"30s after EndSession the exporter is {state}"
+        )
         time.sleep(0.1)
     if state == ExporterStatus.LEASE_READY:
         assert client.power.on() is None
