@@ -55,7 +55,9 @@ func serveUpload(cs jumpstarterv1.RouterService_StreamServer, sess *session.Sess
 		Next() (*protocol.Frame, error)
 	} = body
 	if encoding != nil {
-		src = &decodedBody{encoding: *encoding, raw: body}
+		d := &decodedBody{encoding: *encoding, raw: body}
+		defer d.close() // once wait returns, nothing reads it any more
+		src = d
 	}
 	handle, wait, err := sess.Offer(cs.Context(), uuid, src)
 	if err != nil {
@@ -175,11 +177,17 @@ func (d *decodedBody) Next() (*protocol.Frame, error) {
 		} else {
 			d.err = d.decodeError(err)
 		}
-		if d.closer != nil {
-			d.closer()
-		}
+		d.close()
 	}
 	return f, d.err
+}
+
+// close releases the decoder.
+func (d *decodedBody) close() {
+	if d.closer != nil {
+		d.closer()
+		d.closer = nil
+	}
 }
 
 // decodeError says the upload could not be decoded, unless it broke off.
