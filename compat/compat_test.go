@@ -13,6 +13,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -62,6 +63,15 @@ func TestUpstreamClient(t *testing.T) {
 		addr := s.serve(t, []string{s.jw, "run", "-c", s.config, "--listen", "tcp://127.0.0.1:0",
 			"--tls-cert", cert, "--tls-key", key, "--passphrase", "open sesame"}, "")
 		s.direct(t, addr, ca)
+	})
+	t.Run("jw run with a self-signed certificate, trusted on first use", func(t *testing.T) {
+		addr := s.serve(t, []string{s.jw, "run", "-c", s.config, "--listen", "tcp://127.0.0.1:0",
+			"--tls-self-signed", "--passphrase", "open sesame"}, "")
+		// Upstream's client cannot pin a fingerprint: save the certificate
+		// the exporter shows and trust it as a root.
+		cert := saveCertificate(t, addr)
+		argv := append([]string{s.venvBin("jmp"), "shell", "--tls-grpc", addr, "--passphrase", "open sesame", "--"}, s.pytest...)
+		s.run(t, append(argv, "-k", "tree or power or status"), []string{"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=" + cert})
 	})
 	if !*upstream {
 		t.Log("not against upstream's exporter: go test ./compat -upstream (make compat-upstream) does that")
@@ -354,6 +364,24 @@ func certificates(t *testing.T) (ca, cert, key string) {
 		return p
 	}
 	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", srvDER), write("server.key", "PRIVATE KEY", keyDER)
+}
+
+// saveCertificate saves the certificate the TLS server at addr shows, as
+// PEM, as a user would with openssl s_client (after comparing its
+// fingerprint with the one jw run printed).
+func saveCertificate(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // fetching the certificate to trust
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	p := filepath.Join(t.TempDir(), "exporter.pem")
+	der := conn.ConnectionState().PeerCertificates[0].Raw
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // lastLine is the last non-empty line of out (pytest's summary).

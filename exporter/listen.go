@@ -169,7 +169,7 @@ func WithPassphrase(passphrase string) ServeOption {
 }
 
 // SelfSignedCertificate makes a TLS certificate and key for serving on a:
-// ECDSA P-256, valid for a year, for a's host; for a loopback or wildcard
+// ECDSA P-256, valid for a year, its own issuer, for a's host; for a loopback or wildcard
 // address also for 127.0.0.1, ::1 and localhost (and, for a wildcard, this
 // machine's host name). It lives in memory only: clients pin it by its
 // [Fingerprint].
@@ -188,9 +188,14 @@ func SelfSignedCertificate(a Address) (tls.Certificate, error) {
 		Subject:               pkix.Name{CommonName: "jumpwire exporter"},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
+		// Its own issuer: BoringSSL (Python's grpcio, so upstream's client)
+		// takes a trusted certificate as an issuer only if it may sign
+		// certificates, and refuses this one otherwise ("unable to get
+		// local issuer certificate") when it is given as a root.
+		IsCA:     true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 	}
 	names := []string{a.Host}
 	switch {
