@@ -42,7 +42,7 @@ export:
 `
 
 // writeConfig writes a config file and returns its path.
-func writeConfig(t *testing.T, yaml string) string {
+func writeConfig(t testing.TB, yaml string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "exporter.yaml")
 	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
@@ -116,7 +116,7 @@ func TestReport(t *testing.T) {
 }
 
 // uuidOf finds the uuid of the instance at a dotted path.
-func uuidOf(t *testing.T, c jumpstarterv1.ExporterServiceClient, path string) string {
+func uuidOf(t testing.TB, c jumpstarterv1.ExporterServiceClient, path string) string {
 	t.Helper()
 	r, err := c.GetReport(t.Context(), &emptypb.Empty{})
 	if err != nil {

@@ -25,7 +25,7 @@ type running struct {
 // start starts an exporter on the config yaml, with the first-party
 // drivers named in drivers (default: power) on its plugin path; opts may
 // adjust the options before New.
-func start(t *testing.T, yaml string, drivers []string, opts ...func(*exporter.Options)) *running {
+func start(t testing.TB, yaml string, drivers []string, opts ...func(*exporter.Options)) *running {
 	t.Helper()
 	if len(drivers) == 0 {
 		drivers = []string{"power"}

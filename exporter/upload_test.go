@@ -35,7 +35,7 @@ type uploadRig struct {
 	sink string
 }
 
-func serveSink(t *testing.T) *uploadRig {
+func serveSink(t testing.TB) *uploadRig {
 	t.Helper()
 	dir := testbin.PluginDir(t)
 	if err := os.Link(testbin.Build(t, "./internal/testplugins/sink"), filepath.Join(dir, "jumpwire-driver-sink")); err != nil {
@@ -49,7 +49,7 @@ func serveSink(t *testing.T) *uploadRig {
 
 // upload opens a resource stream as upstream's client does and returns the
 // stream and the handle from its initial metadata, as a call argument.
-func (rig *uploadRig) upload(ctx context.Context, t *testing.T, encoding string) (jumpstarterv1.RouterService_StreamClient, *structpb.Value, metadata.MD) {
+func (rig *uploadRig) upload(ctx context.Context, t testing.TB, encoding string) (jumpstarterv1.RouterService_StreamClient, *structpb.Value, metadata.MD) {
 	t.Helper()
 	enc := "null"
 	if encoding != "" {
@@ -290,5 +290,41 @@ func TestUploadToOldPlugin(t *testing.T) {
 	}
 	if _, err := readAll(s); err != nil {
 		t.Errorf("upload stream: %v", err)
+	}
+}
+
+// BenchmarkUpload measures an upload's throughput from a Go client through
+// the exporter into the sink driver (which hashes it), in 64 KiB frames as
+// upstream's client sends them: the exporter's share of an upload's cost.
+func BenchmarkUpload(b *testing.B) {
+	rig := serveSink(b)
+	chunk := image(64 << 10)
+	const size = 64 << 20
+	b.SetBytes(size)
+	for b.Loop() {
+		s, handle, _ := rig.upload(b.Context(), b, "")
+		sent := make(chan error, 1)
+		go func() {
+			for n := 0; n < size; n += len(chunk) {
+				if err := s.Send(&jumpstarterv1.StreamRequest{Payload: chunk}); err != nil {
+					sent <- err
+					return
+				}
+			}
+			_ = s.Send(&jumpstarterv1.StreamRequest{FrameType: jumpstarterv1.FrameType_FRAME_TYPE_GOAWAY})
+			_ = s.CloseSend()
+			_, err := readAll(s)
+			sent <- err
+		}()
+		r, err := rig.c.DriverCall(b.Context(), &jumpstarterv1.DriverCallRequest{Uuid: rig.sink, Method: "flash", Args: []*structpb.Value{handle, structpb.NewNullValue()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := r.Result.GetStructValue().GetFields()["size"].GetNumberValue(); got != size {
+			b.Fatalf("the driver read %v bytes, want %d", got, size)
+		}
+		if err := <-sent; err != nil {
+			b.Fatal(err)
+		}
 	}
 }
