@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +172,39 @@ func TestUploads(t *testing.T) {
 				t.Errorf("upload stream: %v", err)
 			}
 		})
+	}
+}
+
+// TestUploadStreamingCall: a streaming method reads an upload too; its
+// results arrive while the upload flows.
+func TestUploadStreamingCall(t *testing.T) {
+	rig := serveSink(t)
+	data := image(4<<20 + 5)
+	s, handle, _ := rig.upload(t.Context(), t, "zstd")
+	sent := make(chan error, 1)
+	go func() { sent <- send(s, encode(t, "zstd", data)) }()
+	st, err := rig.c.StreamingDriverCall(t.Context(), &jumpstarterv1.StreamingDriverCallRequest{
+		Uuid: rig.sink, Method: "flash_progress", Args: []*structpb.Value{handle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("flash_progress: %v", err)
+		}
+		got = append(got, r.Result.GetNumberValue())
+	}
+	want := []float64{1 << 20, 2 << 20, 3 << 20, 4 << 20, 4<<20 + 5}
+	if !slices.Equal(got, want) {
+		t.Errorf("flash_progress streamed %v, want %v", got, want)
+	}
+	if err := <-sent; err != nil {
+		t.Errorf("upload stream: %v", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"iter"
 
 	"github.com/jumpwire-dev/jumpwire/sdk"
 )
@@ -29,6 +30,30 @@ type Digest struct {
 func (s *Sink) Exports() []sdk.Method {
 	return []sdk.Method{
 		sdk.Export("flash", s.Flash, "Read an image and report its size and sha256"),
+		sdk.Export("flash_progress", s.FlashProgress, "Read an image, streaming how many bytes were read after each MiB and at the end"),
+	}
+}
+
+// FlashProgress reads image to its end, yielding the bytes read so far
+// after each MiB and once more at the end.
+func (s *Sink) FlashProgress(ctx context.Context, image sdk.Resource) iter.Seq2[int64, error] {
+	return func(yield func(int64, error) bool) {
+		var n int64
+		for {
+			k, err := io.CopyN(io.Discard, image, 1<<20)
+			n += k
+			if err == io.EOF {
+				yield(n, nil)
+				return
+			}
+			if err != nil {
+				yield(0, err)
+				return
+			}
+			if !yield(n, nil) {
+				return
+			}
+		}
 	}
 }
 
