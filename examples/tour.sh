@@ -40,7 +40,7 @@ step sh -c "printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | jw pipe board.web"
 step jw board.power status
 if [ -n "${TOUR_INTERACTIVE:-}" ]; then
 	printf "\nNow a shell wired to the exporter, with the board running. Try:\n"
-	printf "  jw console board.console     the serial console (leave with Ctrl-B three times)\n"
+	printf "  jw board console             the serial console (leave with Ctrl-B three times)\n"
 	printf "  jw forward tcp 8080 board.web, then open http://127.0.0.1:8080/\n"
 	printf "  jw board.power off / on, jw flash board.flasher %s/disk.img.gz\n" "$TOUR_IMAGE"
 	printf "Leave with exit (the board powers off).\n"

@@ -71,6 +71,10 @@ func (g *globals) shortForm(cmd *cobra.Command, args []string, stream bool) erro
 		return notFound{fmt.Sprintf("unknown command or driver %q; drivers: %s; commands: %s",
 			args[0], orNone(d.ChildNames()), commandNames(cmd.Root()))}
 	}
+	if len(rest) == 0 && len(d.Children) == 0 && d.MethodKind(defaultStreamMethod) == client.KindStream {
+		// A console or a port: "jw board console" opens it as "jw console" would.
+		return openStream(cmd, c, d, defaultStreamMethod, nil)
+	}
 	if len(rest) == 0 {
 		if len(d.Children) > 0 {
 			return fmt.Errorf("missing driver or method for %s; %s", d.Path, choices(d))

@@ -156,6 +156,9 @@ func TestPipe(t *testing.T) {
 	t.Run("short form", func(t *testing.T) {
 		jwIn(t, sock, strings.NewReader("short\n"), "serial", "connect").check(t, "short\n", "", 0)
 	})
+	t.Run("short form without a method opens connect", func(t *testing.T) {
+		jwIn(t, sock, strings.NewReader("shorter\n"), "serial").check(t, "shorter\n", "", 0)
+	})
 	t.Run("console without a terminal is a pipe", func(t *testing.T) {
 		in := "abc\x02\x02\x02def\n" // no escape sequence in pipe mode
 		jwIn(t, sock, strings.NewReader(in), "console", "serial").check(t, in, "", 0)
