@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/jumpwire-dev/jumpwire/sdk"
 )
@@ -171,12 +172,15 @@ func (m *StorageMux) Exports() []sdk.Method {
 		sdk.Export("host", m.Host, "Connect the storage to the host"),
 		sdk.Export("dut", m.DUT, "Connect the storage to the DUT"),
 		sdk.Export("off", m.Off, "Disconnect the storage"),
+		sdk.Export("write", m.Write, "Write a client's upload (an image, gzip decompressed) to the storage; switch it to the host first"),
 	}, m.common()...)
 }
 
 // Exports lists a flasher's methods.
 func (f *FlasherDriver) Exports() []sdk.Method {
-	return f.common()
+	return append([]sdk.Method{
+		sdk.Export("flash", f.Flash, "Write a client's upload (an image, gzip decompressed) to the device"),
+	}, f.common()...)
 }
 
 func (s *Storage) common() []sdk.Method {
@@ -184,6 +188,35 @@ func (s *Storage) common() []sdk.Method {
 		sdk.Export("status", s.Status, "The mux position and whether the last write completed, with its sha256"),
 		sdk.ExportStream("write_stream", s.WriteStream, "Write the image sent on this stream to the storage (gzip is decompressed); answers JSON lines: progress, then the result"),
 		sdk.ExportStream("read_stream", s.ReadStream, "Send the storage's content"),
+	}
+}
+
+// Write writes the client's upload to the device and returns how many
+// bytes reached it and their sha256, once they are on it (fsynced).
+func (s *Storage) Write(ctx context.Context, src sdk.Resource) (Result, error) {
+	size, _ := src.Size()
+	return s.writeImage(ctx, src, size, s.logProgress())
+}
+
+// Flash writes the client's upload to the device, as Write. target names
+// the partition upstream's flashers take; this device has one, which may be
+// named "root" or left out.
+func (s *Storage) Flash(ctx context.Context, source sdk.Resource, target *string) (Result, error) {
+	if target != nil && *target != "" && *target != "root" {
+		return Result{}, fmt.Errorf("%w: storage: %s has a single target; leave it out (or name it root), got %q", sdk.ErrInvalidArgument, s.cfg.Path, *target)
+	}
+	return s.Write(ctx, source)
+}
+
+// logProgress logs a write's progress every few seconds.
+func (s *Storage) logProgress() func(Progress) {
+	var last time.Time
+	return func(p Progress) {
+		if time.Since(last) < 5*time.Second {
+			return
+		}
+		last = time.Now()
+		s.Logger().Info("writing", "bytes", p.Bytes, "total", p.Total, "MB/s", fmt.Sprintf("%.1f", p.Rate/1e6), "eta_s", fmt.Sprintf("%.0f", p.ETA))
 	}
 }
 

@@ -64,7 +64,7 @@ func writeStream(t *testing.T, d *sdktest.Instance, img []byte) (progress []stor
 	return progress, last
 }
 
-func status(t *testing.T, d *sdktest.Instance) map[string]any {
+func statusOf(t *testing.T, d *sdktest.Instance) map[string]any {
 	t.Helper()
 	v, err := d.Call(t.Context(), "status")
 	if err != nil {
@@ -98,7 +98,7 @@ func TestWriteThenRead(t *testing.T) {
 	if err != nil || !bytes.Equal(got, img) {
 		t.Fatalf("the image file holds %d bytes (err %v); want exactly the %d written", len(got), err, len(img))
 	}
-	st := status(t, d)
+	st := statusOf(t, d)
 	if st["complete"] != true || st["sha256"] != sum(img) || st["mux"] != "host" {
 		t.Fatalf("status %v; want complete, the sha256, mux host", st)
 	}
@@ -168,7 +168,7 @@ func TestClientGoneMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for st := status(t, d); st["busy"] != "write"; st = status(t, d) {
+	for st := statusOf(t, d); st["busy"] != "write"; st = statusOf(t, d) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the write never started: %v", st)
 		}
@@ -176,7 +176,7 @@ func TestClientGoneMidWrite(t *testing.T) {
 	}
 	cancel() // the client goes away without half-closing
 	var st map[string]any
-	for st = status(t, d); st["busy"] != nil; st = status(t, d) {
+	for st = statusOf(t, d); st["busy"] != nil; st = statusOf(t, d) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the write never ended: %v", st)
 		}
@@ -187,7 +187,7 @@ func TestClientGoneMidWrite(t *testing.T) {
 	}
 	// A new process of the driver (after a crash or in the next session) reads the same.
 	d2 := sdktest.Start(t, storage.MuxFlasher, map[string]any{"path": path})
-	if st := status(t, d2); st["complete"] != false {
+	if st := statusOf(t, d2); st["complete"] != false {
 		t.Fatalf("a new instance sees %v; want the device still marked not fully written", st)
 	}
 	s, err := storage.ReadState(storage.StatePath(path))

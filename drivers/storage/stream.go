@@ -62,7 +62,7 @@ func (s *Storage) WriteStream(ctx context.Context, conn sdk.Conn) error {
 		defer mu.Unlock()
 		_, _ = conn.Write(append(b, '\n'))
 	}
-	res, err := s.writeImage(ctx, conn, func(p Progress) { send(Reply{Progress: &p}) })
+	res, err := s.writeImage(ctx, conn, 0, func(p Progress) { send(Reply{Progress: &p}) })
 	if err != nil {
 		send(Reply{Error: err.Error()})
 	} else {
@@ -72,8 +72,9 @@ func (s *Storage) WriteStream(ctx context.Context, conn sdk.Conn) error {
 	return nil
 }
 
-// writeImage writes r, decompressed if it is gzip, to the device.
-func (s *Storage) writeImage(ctx context.Context, r io.Reader, report func(Progress)) (Result, error) {
+// writeImage writes r, decompressed if it is gzip, to the device. size is
+// r's size when known (else 0); it is the image's size unless r is gzip.
+func (s *Storage) writeImage(ctx context.Context, r io.Reader, size int64, report func(Progress)) (Result, error) {
 	// A refused write must not wait for the image: check before reading it.
 	if err := s.checkWritable(); err != nil {
 		return Result{}, err
@@ -82,7 +83,10 @@ func (s *Storage) writeImage(ctx context.Context, r io.Reader, report func(Progr
 	if err != nil {
 		return Result{}, fmt.Errorf("storage: %w", err)
 	}
-	return s.writeFrom(ctx, img, 0, report)
+	if _, isGzip := img.(*gzip.Reader); isGzip {
+		size = 0
+	}
+	return s.writeFrom(ctx, img, size, report)
 }
 
 // checkWritable refuses early a write that writeFrom would refuse.
