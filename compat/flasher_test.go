@@ -1,0 +1,99 @@
+package compat
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+)
+
+// TestUpstreamFlasherIntoStorage: upstream's FlasherClient.flash and
+// StorageMuxFlasherClient.flash of a gzip image into jumpwire's storage
+// drivers write exactly the decompressed bytes, whether the client declares
+// the compression (the exporter decodes) or not (the driver does). Only
+// against jumpwire: upstream's mock flashers keep their bytes in a temporary
+// directory of their own.
+func TestUpstreamFlasherIntoStorage(t *testing.T) {
+	root := testbin.Root(t)
+	venv := filepath.Join(root, ".venv")
+	if _, err := os.Stat(filepath.Join(venv, "bin", "python")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no upstream Jumpstarter client in %s: .ci/run makes it with make venv", venv)
+		}
+		t.Skipf("no upstream Jumpstarter client in %s: run make venv", venv)
+	}
+	dir := t.TempDir()
+	for bin, pkg := range map[string]string{
+		"jw":                              "./cmd/jw",
+		"plugins/jumpwire-driver-storage": "./drivers/storage/cmd/jumpwire-driver-storage",
+	} {
+		dst := filepath.Join(dir, bin)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(testbin.Build(t, pkg), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := make([]byte, 6<<20)
+	_, _ = rand.Read(img[:2<<20]) // the rest compresses
+	want := sha256.Sum256(img)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(img)
+	_ = zw.Close()
+	gzPath := filepath.Join(dir, "image.img.gz")
+	if err := os.WriteFile(gzPath, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flasher, disk := filepath.Join(dir, "flasher.img"), filepath.Join(dir, "disk.img")
+	cfg := filepath.Join(dir, "exporter.yaml")
+	conf := `apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata: {namespace: default, name: flash}
+export:
+  flasher:
+    type: jumpstarter_driver_opendal.driver.MockFlasher
+    config: {path: ` + flasher + `}
+  disk:
+    type: jumpstarter_driver_opendal.driver.MockStorageMuxFlasher
+    config: {path: ` + disk + `}
+`
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range [][]string{nil, {"gzip"}} {
+		name := "undeclared"
+		if how != nil {
+			name = "declared gzip"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, f := range []string{flasher, disk} {
+				os.Remove(f)
+			}
+			argv := append([]string{filepath.Join(dir, "jw"), "shell", "-c", cfg, "--",
+				filepath.Join(venv, "bin", "python"), filepath.Join(root, "compat", "upstream_flash.py"), gzPath}, how...)
+			cmd := exec.CommandContext(t.Context(), argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=", "PYTHONDONTWRITEBYTECODE=1",
+				"XDG_CONFIG_HOME="+filepath.Join(dir, "home"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("upstream's clients: %v\n%s", err, out)
+			}
+			for _, f := range []string{flasher, disk} {
+				got, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sha256.Sum256(got) != want {
+					t.Errorf("%s holds %d bytes that are not the decompressed image (%d bytes)", filepath.Base(f), len(got), len(img))
+				}
+			}
+		})
+	}
+}
