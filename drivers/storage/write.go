@@ -79,10 +79,8 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 	if err == nil && total > 0 && n != total {
 		err = fmt.Errorf("%w after %d of %d bytes", errShort, n, total)
 	}
-	if err == nil && isDev {
-		err = nil // a block device keeps what lies beyond the image
-	} else if err == nil {
-		err = f.Truncate(n) // an image file is exactly the image
+	if err == nil && !isDev {
+		err = f.Truncate(n) // an image file is exactly the image; a block device keeps what lies beyond it
 	}
 	if err == nil {
 		err = f.Sync()
