@@ -24,7 +24,17 @@ mkdir -p "$dir"
 work=$(mktemp -d "$dir/.build-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+kernel_package() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+kpkg=$(kernel_package)
+if [ -z "$kpkg" ]; then
+	# A fresh system has no package lists yet.
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq
+	elif command -v sudo >/dev/null; then
+		sudo apt-get update -qq
+	fi
+	kpkg=$(kernel_package)
+fi
 if [ -z "$kpkg" ]; then
 	echo "board image: apt knows no linux-image-cloud-amd64; run apt-get update" >&2
 	exit 1
