@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/drivers/network"
@@ -124,6 +125,23 @@ func (s *sub) signal() {
 	}
 }
 
+// takeNow returns the pending output without waiting.
+func (s *sub) takeNow() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.pending
+	s.pending = nil
+	return b
+}
+
+// Output bursts: a write less than burstGap after the previous one, of less
+// than burstGather bytes, waits burstWait for more.
+const (
+	burstGap    = 2 * time.Millisecond
+	burstGather = 4096
+	burstWait   = time.Millisecond
+)
+
 // take returns the pending output, waiting for some; ok is false at the end.
 func (s *sub) take() (b []byte, ok bool) {
 	for {
@@ -226,15 +244,24 @@ func (h *hub) accept() {
 func (h *hub) send(s *sub) {
 	defer h.wg.Done()
 	defer s.c.Close()
+	var last time.Time
 	for {
 		b, ok := s.take()
 		if !ok {
 			return
 		}
+		// A board printing a burst (a boot log) writes a byte at a time:
+		// within a burst, gather a millisecond's bytes into one write. A
+		// keystroke's echo, with nothing written just before, goes at once.
+		if len(b) < burstGather && time.Since(last) < burstGap {
+			time.Sleep(burstWait)
+			b = append(b, s.takeNow()...)
+		}
 		if _, err := s.c.Write(b); err != nil {
 			h.drop(s)
 			return
 		}
+		last = time.Now()
 	}
 }
 
