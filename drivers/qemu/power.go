@@ -267,12 +267,16 @@ func (p *QemuPower) On(ctx context.Context) error {
 	if err := os.MkdirAll(p.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("%w: qemu: state directory: %w", sdk.ErrUnavailable, err)
 	}
+	memory, err := p.applyNextBoot()
+	if err != nil {
+		return err
+	}
 	ports, err := p.pickPorts()
 	if err != nil {
 		return err
 	}
 	accel := p.accel()
-	argv := p.argv(accel, ports)
+	argv := p.argv(accel, memory, ports)
 	console, err := listenConsole(consoleSocket(p.cfg.StateDir), p.cfg.Backlog, p.Logger())
 	if err != nil {
 		return err
@@ -409,7 +413,7 @@ func kvmUsable() bool {
 }
 
 // argv is qemu's command line.
-func (p *QemuPower) argv(accel string, ports map[string]int) []string {
+func (p *QemuPower) argv(accel, memory string, ports map[string]int) []string {
 	c := p.cfg
 	machine, cpu, console := c.Machine, c.CPU, "ttyS0"
 	if machine == "" {
@@ -425,7 +429,7 @@ func (p *QemuPower) argv(accel string, ports map[string]int) []string {
 		console = "ttyAMA0"
 	}
 	argv := []string{c.Binary, "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
-		"-serial", "stdio", "-accel", accel, "-cpu", cpu, "-smp", strconv.Itoa(c.SMP), "-m", c.Memory}
+		"-serial", "stdio", "-accel", accel, "-cpu", cpu, "-smp", strconv.Itoa(c.SMP), "-m", memory}
 	if machine != "" {
 		argv = append(argv, "-machine", machine)
 	}

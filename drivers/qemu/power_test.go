@@ -306,3 +306,44 @@ func TestConsoleBacklog(t *testing.T) {
 		t.Fatalf("a new stream got %q first; want the last 64 bytes, ending with the last line", got)
 	}
 }
+
+// TestNextBoot: upstream's set_memory_size and set_disk_size on the board's
+// root apply at the power driver's next on().
+func TestNextBoot(t *testing.T) {
+	b := newBoard(t, nil)
+	root := sdktest.Start(t, qemu.Board, map[string]any{"state_dir": b.dir})
+	ctx := t.Context()
+	disk := filepath.Join(b.dir, "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Call(ctx, "set_memory_size", "lots"); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("set_memory_size lots: %v; want INVALID_ARGUMENT", err)
+	}
+	if _, err := root.Call(ctx, "set_memory_size", "1G"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Call(ctx, "set_disk_size", "1M"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.power.Call(ctx, "on"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := b.console.Stream(ctx, "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, bufio.NewScanner(conn), "-m 1G")
+	if st, err := os.Stat(disk); err != nil || st.Size() != 1<<20 {
+		t.Fatalf("the disk after set_disk_size 1M: %v, %v; want 1 MiB", st.Size(), err)
+	}
+	if _, err := b.power.Call(ctx, "off"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Call(ctx, "set_disk_size", "2K"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.power.Call(ctx, "on"); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "shrinking") {
+		t.Fatalf("on after set_disk_size 2K: %v; want INVALID_ARGUMENT refusing to shrink", err)
+	}
+}

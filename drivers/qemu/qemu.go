@@ -76,6 +76,8 @@ func (r *Root) Exports() []sdk.Method {
 		sdk.Export("get_hostname", r.Hostname, "The guest's host name"),
 		sdk.Export("get_username", r.Username, "The user to log in as"),
 		sdk.Export("get_password", r.Password, "The user's password"),
+		sdk.Export("set_memory_size", r.SetMemorySize, "Set the memory of the next boots, e.g. 1G"),
+		sdk.Export("set_disk_size", r.SetDiskSize, "Grow the disk to this size (e.g. 2G) before the next boot"),
 	}
 }
 
