@@ -85,12 +85,52 @@ func (c *Client) Stream(ctx context.Context, uuid, method string) (*Stream, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	s, _, err := c.open(ctx, op, req)
+	return s, err
+}
+
+// uploadRequest is the JSON value of the request header for an upload.
+type uploadRequest struct {
+	Kind     string  `json:"kind"`
+	UUID     string  `json:"uuid"`
+	Encoding *string `json:"x_jmp_content_encoding"`
+}
+
+// ResourceHeader is the exporter's response header that carries an upload's handle.
+const ResourceHeader = "resource"
+
+// Upload opens an upload (a resource stream) for the driver with the given uuid, as
+// Jumpstarter's clients send a flasher's image: write the bytes to the returned stream and
+// CloseWrite at their end, while a call passes handle (the object the exporter answered) as the
+// argument of a method that takes an upload, such as a flasher's flash(handle, target). The
+// bytes travel as they are (no content encoding). Close the stream when done.
+func (c *Client) Upload(ctx context.Context, uuid string) (s *Stream, handle map[string]any, err error) {
+	op := c.opName(uuid, "upload")
+	req, err := json.Marshal(uploadRequest{Kind: "resource", UUID: uuid})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	s, md, err := c.open(ctx, op, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	v := md.Get(ResourceHeader)
+	if len(v) == 0 || json.Unmarshal([]byte(v[0]), &handle) != nil || handle == nil {
+		_ = s.Close()
+		return nil, nil, fmt.Errorf("%s: the exporter answered no resource handle (%q)", op, v)
+	}
+	return s, handle, nil
+}
+
+// open opens a RouterService stream with the request header req and waits for the exporter to
+// accept it, returning its response header.
+func (c *Client) open(ctx context.Context, op string, req []byte) (*Stream, metadata.MD, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	ctx = metadata.AppendToOutgoingContext(ctx, RequestHeader, string(req))
 	rpc, err := jumpstarterv1.NewRouterServiceClient(c.conn).Stream(ctx)
 	if err != nil {
 		cancel()
-		return nil, c.wrap(ctx, op, err)
+		return nil, nil, c.wrap(ctx, op, err)
 	}
 	// Header blocks until the exporter accepts the stream or refuses it; a refusal ends the RPC
 	// without headers (nil, nil) and its status comes from Recv.
@@ -103,7 +143,7 @@ func (c *Client) Stream(ctx context.Context, uuid, method string) (*Stream, erro
 	}
 	if err != nil {
 		cancel()
-		return nil, c.wrap(ctx, op, err)
+		return nil, nil, c.wrap(ctx, op, err)
 	}
 	s := &Stream{
 		op:     op,
@@ -116,7 +156,7 @@ func (c *Client) Stream(ctx context.Context, uuid, method string) (*Stream, erro
 		closed: make(chan struct{}),
 	}
 	go s.receive()
-	return s, nil
+	return s, md, nil
 }
 
 // receive owns rpc.Recv: it hands DATA payloads to Read until the exporter's GOAWAY or the end

@@ -228,3 +228,31 @@ export:
 		t.Errorf("jw shell exited %d; want the last run's return code 4", cmd.ProcessState.ExitCode())
 	}
 }
+
+// TestFlashUpload: jw flash gives a flasher without write_stream (upstream's
+// contract: flash(image, target)) the image as an upload.
+func TestFlashUpload(t *testing.T) {
+	jw := jwBinary(t)
+	dst := filepath.Join(filepath.Dir(jw), "plugins", "jumpwire-driver-sink")
+	if err := os.Link(testbin.Build(t, "./internal/testplugins/sink"), dst); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "exporter.yaml")
+	if err := os.WriteFile(cfg, []byte("apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nmetadata: {name: up}\nexport:\n  sink: {type: sink}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	img := bytes.Repeat([]byte("jumpwire"), 3<<17) // 3 MiB
+	path := filepath.Join(dir, "image.raw")
+	if err := os.WriteFile(path, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(img)
+	cmd := exec.Command(jw, "shell", "-c", cfg, "--", jw, "flash", "sink", path)
+	cmd.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=")
+	out, err := cmd.CombinedOutput()
+	want := "wrote 3145728 bytes to sink, sha256 " + hex.EncodeToString(sum[:]) + "\n"
+	if err != nil || string(out) != want {
+		t.Fatalf("jw flash sink: %v\n%s\nwant %q", err, out, want)
+	}
+}

@@ -37,7 +37,9 @@ func newFlashCmd(g *globals) *cobra.Command {
 		Short: "Write an image file to a storage driver, with a progress bar",
 		Long: `Stream IMAGE (a raw image, or gzip-compressed: the driver decompresses it) to the
 storage or flasher driver at PATH, and print how many bytes reached the device and
-their sha256 once they are on it (fsynced). For a storage mux, jw switches the
+their sha256 once they are on it (fsynced). jumpwire's storage drivers take the
+image on their write_stream; any other flasher or storage mux (upstream's
+contract) gets it as an upload passed to flash(image, null) or write(image). For a storage mux, jw switches the
 storage to the host first and back to the DUT after, as upstream's client does;
 --no-switch leaves the mux alone.
 
@@ -54,11 +56,19 @@ On a terminal, stderr shows a progress bar (bytes sent, rate, time left).`,
 			if err != nil {
 				return fmt.Errorf("flash: %w", err)
 			}
-			c, d, err := g.streamTarget(cmd, args[0], flashMethod)
+			c, tree, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			d, err := tree.Lookup(args[0])
+			if err != nil {
+				return err
+			}
+			how, err := flashHow(d)
+			if err != nil {
+				return err
+			}
 			_, isMux := d.Methods["host"]
 			switchMux := isMux && !noSwitch
 			if switchMux {
@@ -66,7 +76,13 @@ On a terminal, stderr shows a progress bar (bytes sent, rate, time left).`,
 					return err
 				}
 			}
-			res, ferr := flash(cmd.Context(), c, d, f, st.Size(), progressOut(cmd))
+			var res map[string]any
+			var ferr error
+			if how == flashMethod {
+				res, ferr = flash(cmd.Context(), c, d, f, st.Size(), progressOut(cmd))
+			} else {
+				res, ferr = flashUpload(cmd.Context(), c, d, how, f, st.Size(), progressOut(cmd))
+			}
 			if switchMux {
 				if _, err := c.Call(cmd.Context(), d.UUID, "dut"); err != nil && ferr == nil {
 					ferr = err
@@ -78,12 +94,98 @@ On a terminal, stderr shows a progress bar (bytes sent, rate, time left).`,
 			if g.output == outputJSON {
 				return g.print(cmd.OutOrStdout(), res)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %v bytes to %s in %.1fs, sha256 %v\n", jsonInt(res["bytes"]), d.Path, res["seconds"], res["sha256"])
+			if res["sha256"] == nil { // a driver that answers nothing, as upstream's do
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "flashed %s to %s\n", args[1], d.Path)
+				return err
+			}
+			n := res["bytes"]
+			if n == nil {
+				n = res["size"]
+			}
+			took := ""
+			if secs, ok := res["seconds"].(float64); ok {
+				took = fmt.Sprintf(" in %.1fs", secs)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %v bytes to %s%s, sha256 %v\n", jsonInt(n), d.Path, took, res["sha256"])
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&noSwitch, "no-switch", false, "do not switch a storage mux to the host and back to the DUT")
 	return cmd
+}
+
+// flashHow chooses how d takes an image: jumpwire's write_stream, or an
+// upload to upstream's flash or write.
+func flashHow(d *client.Driver) (string, error) {
+	switch {
+	case d.MethodKind(flashMethod) == client.KindStream:
+		return flashMethod, nil
+	case d.HasMethod("flash"):
+		return "flash", nil
+	case d.HasMethod("write"):
+		return "write", nil
+	}
+	return "", fmt.Errorf("flash: %s takes no image: it has no write_stream, flash or write method", pathArg(d))
+}
+
+// flashUpload uploads img (size bytes) and calls method (flash or write) of
+// d with the upload's handle, and returns the method's result as an object
+// (empty when the driver answers null).
+func flashUpload(ctx context.Context, c *client.Client, d *client.Driver, method string, img io.Reader, size int64, bar io.Writer) (map[string]any, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // an early return breaks the upload off
+	s, handle, err := c.Upload(ctx, d.UUID)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var sent atomic.Int64
+	sendErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := img.Read(buf)
+			if n > 0 {
+				if _, werr := s.Write(buf[:n]); werr != nil {
+					sendErr <- werr
+					return
+				}
+				sent.Add(int64(n))
+			}
+			if errors.Is(err, io.EOF) {
+				sendErr <- s.CloseWrite()
+				return
+			}
+			if err != nil {
+				sendErr <- fmt.Errorf("flash: reading the image: %w", err)
+				cancel()
+				return
+			}
+		}
+	}()
+	stopBar := showProgress(bar, &sent, size)
+	defer stopBar()
+	args := []any{handle}
+	if method == "flash" {
+		args = append(args, nil)
+	}
+	v, err := c.Call(ctx, d.UUID, method, args...)
+	stopBar()
+	if err != nil {
+		return nil, err
+	}
+	// The upload is over when the method returns: a sender still waiting
+	// to write means the driver stopped reading before the image's end.
+	cancel()
+	<-sendErr
+	if n := sent.Load(); n != size {
+		return nil, fmt.Errorf("flash: %s.%s answered after taking %d of the image's %d bytes", pathArg(d), method, n, size)
+	}
+	res, _ := v.(map[string]any)
+	if res == nil {
+		res = map[string]any{}
+	}
+	return res, nil
 }
 
 func jsonInt(v any) any {
