@@ -85,12 +85,12 @@ func (e *Exporter) newServer(lis net.Listener, tls bool, opts ...grpc.ServerOpti
 		link |= protocol.TLS
 	}
 	srv := grpc.NewServer(append(protocol.ServerOptions(link), opts...)...)
-	jumpstarterv1.RegisterExporterServiceServer(srv, &service{e: e})
-	jumpstarterv1.RegisterRouterServiceServer(srv, &router{e: e})
+	protocol.RegisterService(srv, &jumpstarterv1.ExporterService_ServiceDesc, &service{e: e})
+	protocol.RegisterService(srv, &jumpstarterv1.RouterService_ServiceDesc, &router{e: e})
 	if link&protocol.Unix != 0 {
 		// Only on a unix socket, whose 0600 mode keeps it to the operator;
 		// never over TCP.
-		adminv1.RegisterAdminServer(srv, &admin{e: e})
+		protocol.RegisterService(srv, &adminv1.Admin_ServiceDesc, &admin{e: e})
 	}
 	return srv
 }

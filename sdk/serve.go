@@ -108,7 +108,7 @@ type grpcPlugin struct {
 }
 
 func (g *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginv1.RegisterDriverServer(s, g.srv)
+	protocol.RegisterService(s, &pluginv1.Driver_ServiceDesc, g.srv)
 	return nil
 }
 

@@ -48,7 +48,13 @@ func (codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(bp, Shared)}, nil
 }
 
-func (codec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if t, ok := v.(*decodeTarget); ok {
+		// Kept for RegisterService to report: grpc-go would answer an
+		// error from here with INTERNAL itself.
+		t.err = c.Unmarshal(data, t.m)
+		return nil
+	}
 	if f, ok := v.(*Frame); ok {
 		return f.unmarshal(data)
 	}

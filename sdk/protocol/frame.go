@@ -296,45 +296,68 @@ func (c *cursor) skip(n uint64) error {
 	return nil
 }
 
+// maxGroupDepth is how deeply groups may nest in a frame's unknown fields:
+// as deep as protobuf's own decoder lets them (one past its recursion
+// limit, which does not count the innermost group), so that the frame
+// decoder accepts what protobuf accepts and nothing deeper.
+const maxGroupDepth = protowire.DefaultRecursionLimit + 1
+
 // skipField skips the value of field num of wire type typ, whose tag was
-// just read.
+// just read. Groups are skipped with a stack of the open groups' numbers,
+// not by recursion, so that the depth of a peer's nesting costs at most
+// maxGroupDepth numbers and never the goroutine's stack.
 func (c *cursor) skipField(num protowire.Number, typ protowire.Type) error {
-	switch typ {
-	case protowire.StartGroupType:
-		for {
-			tag, err := c.varint()
+	var open []protowire.Number // the groups entered and not yet ended
+	for {
+		switch typ {
+		case protowire.StartGroupType:
+			if len(open) >= maxGroupDepth {
+				return fmt.Errorf("frame: groups nested more than %d deep", maxGroupDepth)
+			}
+			open = append(open, num)
+		case protowire.EndGroupType:
+			if len(open) == 0 {
+				return fmt.Errorf("frame: end of group %d that never started", num)
+			}
+			if top := open[len(open)-1]; top != num {
+				return fmt.Errorf("frame: group %d ends as group %d", top, num)
+			}
+			open = open[:len(open)-1]
+		case protowire.VarintType:
+			if _, err := c.varint(); err != nil {
+				return err
+			}
+		case protowire.Fixed32Type:
+			if err := c.skip(4); err != nil {
+				return err
+			}
+		case protowire.Fixed64Type:
+			if err := c.skip(8); err != nil {
+				return err
+			}
+		case protowire.BytesType:
+			n, err := c.varint()
 			if err != nil {
 				return err
 			}
-			n, t := protowire.DecodeTag(tag)
-			if n < protowire.MinValidNumber {
-				return fmt.Errorf("frame: invalid field number %d", n)
-			}
-			if t == protowire.EndGroupType {
-				if n != num {
-					return fmt.Errorf("frame: group %d ends as group %d", num, n)
-				}
-				return nil
-			}
-			if err := c.skipField(n, t); err != nil {
+			if err := c.skip(n); err != nil {
 				return err
 			}
+		default:
+			return fmt.Errorf("frame: unsupported wire type %d", typ)
 		}
-	case protowire.VarintType:
-		_, err := c.varint()
-		return err
-	case protowire.Fixed32Type:
-		return c.skip(4)
-	case protowire.Fixed64Type:
-		return c.skip(8)
-	case protowire.BytesType:
-		n, err := c.varint()
+		if len(open) == 0 {
+			return nil
+		}
+		tag, err := c.varint()
 		if err != nil {
 			return err
 		}
-		return c.skip(n)
+		num, typ = protowire.DecodeTag(tag)
+		if num < protowire.MinValidNumber {
+			return fmt.Errorf("frame: invalid field number %d", num)
+		}
 	}
-	return fmt.Errorf("frame: unsupported wire type %d", typ)
 }
 
 // Sizes of the reads a [FrameReader] makes.

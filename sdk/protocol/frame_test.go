@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -247,4 +248,54 @@ func FuzzFrame(f *testing.F) {
 			t.Fatalf("%x: kind %d, payload differs; protobuf: kind %d, %d bytes", b, fr.Kind(), pf.Kind, len(pf.Payload))
 		}
 	})
+}
+
+// nestedGroups is the encoding of a frame whose unknown field 3 holds depth
+// groups, each inside the last, around a payload.
+func nestedGroups(depth int) []byte {
+	var b []byte
+	for range depth {
+		b = protowire.AppendTag(b, 3, protowire.StartGroupType)
+	}
+	for range depth {
+		b = protowire.AppendTag(b, 3, protowire.EndGroupType)
+	}
+	b = protowire.AppendTag(b, fieldPayload, protowire.BytesType)
+	return protowire.AppendBytes(b, []byte("inside"))
+}
+
+// TestFrameDeepNesting: nesting that protobuf accepts decodes; nesting past
+// its limit (a peer's 4 MiB of group starts once overflowed the decoder's
+// stack and killed the exporter) is refused with an error, on a stack kept
+// small enough that a recursive decoder would crash the test.
+func TestFrameDeepNesting(t *testing.T) {
+	defer debug.SetMaxStack(debug.SetMaxStack(32 << 20))
+	for _, depth := range []int{1, 100, maxGroupDepth - 1, maxGroupDepth, maxGroupDepth + 1, maxGroupDepth + 2, 4 << 20} {
+		b := nestedGroups(depth)
+		var pf pluginv1.Frame
+		want := proto.Unmarshal(b, &pf)
+		f := new(Frame)
+		err := Codec.Unmarshal(pieces(b, 64<<10), f)
+		switch {
+		case want == nil && err != nil:
+			t.Errorf("depth %d: protobuf decodes it, the frame decoder says %v", depth, err)
+		case want != nil && err == nil:
+			t.Errorf("depth %d: protobuf refuses it (%v), the frame decoder accepts it", depth, want)
+		case err == nil && string(f.Bytes()) != "inside":
+			t.Errorf("depth %d: payload lost", depth)
+		case err != nil && depth > maxGroupDepth && !strings.Contains(err.Error(), "nested"):
+			t.Errorf("depth %d: error %q does not say the nesting is too deep", depth, err)
+		}
+		f.Free()
+	}
+	// Unbalanced groups are refused too.
+	for name, b := range map[string][]byte{
+		"end without start": protowire.AppendTag(nil, 3, protowire.EndGroupType),
+		"mismatched end":    protowire.AppendTag(protowire.AppendTag(nil, 3, protowire.StartGroupType), 4, protowire.EndGroupType),
+		"never ends":        bytes.Repeat(protowire.AppendTag(nil, 3, protowire.StartGroupType), 50),
+	} {
+		if err := Codec.Unmarshal(pieces(b, 1), new(Frame)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
 }

@@ -68,7 +68,7 @@ func serve(p sdk.Plugin, logger hclog.Logger, dir string) (rpc pluginv1.DriverCl
 		return nil, nil, err
 	}
 	gs := grpc.NewServer(protocol.ServerOptions(protocol.Unix)...)
-	pluginv1.RegisterDriverServer(gs, srv)
+	protocol.RegisterService(gs, &pluginv1.Driver_ServiceDesc, srv)
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("unix://"+lis.Addr().String(),
 		append(protocol.DialOptions(protocol.Unix), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
