@@ -1,12 +1,10 @@
 package exporter
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -21,11 +19,12 @@ const PassphraseHeader = "x-jumpstarter-passphrase"
 // whichever it was: the caller learns nothing else.
 var errPassphrase = status.Error(codes.Unauthenticated, "wrong or missing passphrase")
 
-// passphraseAuth checks the passphrase of every call before it reaches a
-// service: a gRPC unary and stream interceptor pair.
+// passphraseAuth checks the passphrase of every call on the call's
+// headers, before any of its message is read (see gate): a caller without
+// the passphrase costs the exporter no more than its headers.
 type passphraseAuth struct {
-	want   [sha256.Size]byte
-	logger hclog.Logger
+	want    [sha256.Size]byte
+	refused *rateLog
 	// equal compares two hashes; subtle.ConstantTimeCompare (a field so that
 	// a test can see what it is given).
 	equal func(x, y []byte) int
@@ -33,17 +32,18 @@ type passphraseAuth struct {
 
 func newPassphraseAuth(passphrase string, logger hclog.Logger) *passphraseAuth {
 	return &passphraseAuth{
-		want:   sha256.Sum256([]byte(passphrase)),
-		logger: logger,
-		equal:  subtle.ConstantTimeCompare,
+		want:    sha256.Sum256([]byte(passphrase)),
+		refused: newRateLog(logger, "refused a call: wrong or missing passphrase", rateLogEvery),
+		equal:   subtle.ConstantTimeCompare,
 	}
 }
 
-// check admits a call whose metadata carries the passphrase exactly once.
-// It compares SHA-256 hashes in constant time: neither the passphrase's
-// content nor its length shows in how long a refusal takes.
-func (a *passphraseAuth) check(ctx context.Context, method string) error {
-	md, _ := metadata.FromIncomingContext(ctx)
+// check admits a call from p whose metadata md carries the passphrase
+// exactly once. It compares SHA-256 hashes in constant time: neither the
+// passphrase's content nor its length shows in how long a refusal takes.
+// Refusals are logged with the caller's address, at most one line per
+// rateLogEvery with a count (a caller can repeat them at will).
+func (a *passphraseAuth) check(md metadata.MD, p *peer.Peer, method string) error {
 	got := md.Get(PassphraseHeader)
 	var given string
 	if len(got) == 1 {
@@ -61,23 +61,9 @@ func (a *passphraseAuth) check(ctx context.Context, method string) error {
 		problem = "repeated"
 	}
 	from := "unknown"
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+	if p != nil && p.Addr != nil {
 		from = p.Addr.String()
 	}
-	a.logger.Warn("refused a call: wrong or missing passphrase", "peer", from, "method", method, "passphrase", problem)
+	a.refused.add("peer", from, "method", truncate(method, 200), "passphrase", problem)
 	return errPassphrase
-}
-
-func (a *passphraseAuth) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := a.check(ctx, info.FullMethod); err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
-}
-
-func (a *passphraseAuth) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := a.check(ss.Context(), info.FullMethod); err != nil {
-		return err
-	}
-	return handler(srv, ss)
 }

@@ -151,6 +151,7 @@ type ServeOption func(*serveOptions)
 type serveOptions struct {
 	tls        *tls.Config
 	passphrase *string
+	connLimits ConnLimits
 }
 
 // WithTLS serves TLS with cfg, which holds the exporter's certificate (see
@@ -161,9 +162,10 @@ func WithTLS(cfg *tls.Config) ServeOption {
 
 // WithPassphrase requires every call (ExporterService and RouterService) to
 // carry passphrase in the [PassphraseHeader] metadata; others fail with
-// UNAUTHENTICATED before they reach a driver, and each is logged as a
-// warning with the caller's address. Serve it over TLS: the passphrase
-// travels in every request.
+// UNAUTHENTICATED on their headers, before any of their message is read,
+// and are logged as warnings with the caller's address (at most one line
+// every 10s, with a count). Serve it over TLS: the passphrase travels in
+// every request.
 func WithPassphrase(passphrase string) ServeOption {
 	return func(o *serveOptions) { o.passphrase = &passphrase }
 }

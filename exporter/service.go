@@ -3,8 +3,10 @@ package exporter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jumpwire-dev/jumpwire/host"
 	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
@@ -39,13 +41,23 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 	if o.tls != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.tls)))
 	}
+	g := &gate{}
 	if o.passphrase != nil {
 		if *o.passphrase == "" {
 			return errors.New("exporter: serve: the passphrase is empty")
 		}
-		a := newPassphraseAuth(*o.passphrase, e.logger.Named("auth"))
-		sopts = append(sopts, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
+		g.auth = newPassphraseAuth(*o.passphrase, e.logger.Named("auth"))
+		defer g.auth.refused.stop()
 	}
+	if lis.Addr().Network() == "tcp" {
+		g.guard = newGuard(lis, o.connLimits, e.logger.Named("listen"))
+		defer g.guard.refused.stop()
+		lis = g.guard
+		// A connection must finish its handshakes within the time it has
+		// to make its first call.
+		sopts = append(sopts, grpc.ConnectionTimeout(g.guard.limits.AnonymousTimeout))
+	}
+	sopts = append(sopts, grpc.InTapHandle(g.tap))
 
 	srv := e.newServer(lis, o.tls != nil, sopts...)
 	stop := context.AfterFunc(ctx, srv.Stop)
@@ -148,7 +160,7 @@ func (s *service) driverNode(uuid string) (*node, error) {
 	_, byUUID := s.e.tree()
 	n, ok := byUUID[uuid]
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no driver instance with uuid %q", uuid)
+		return nil, status.Errorf(codes.NotFound, "no driver instance with uuid %q", truncate(uuid, maxEcho))
 	}
 	if n.target != nil {
 		n = n.target
@@ -233,6 +245,22 @@ func (e *Exporter) Status() (*jumpstarterv1.GetStatusResponse, <-chan struct{}) 
 		resp.PreviousStatus = &st.prev
 	}
 	return resp, e.changed
+}
+
+// maxEcho is how much of a value a client sent an error quotes back.
+const maxEcho = 200
+
+// truncate shortens s to at most n bytes (on a rune boundary) for quoting
+// it in an error or a log line, saying how long it was.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:cut], len(s))
 }
 
 func statusName(s jumpstarterv1.ExporterStatus) string {
