@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -469,5 +470,59 @@ func TestListenUnixMode(t *testing.T) {
 		if fi.Mode().Perm() != want {
 			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
 		}
+	}
+}
+
+// TestListenLeavesOtherFilesAlone: Listen replaces a stale socket, refuses
+// a live one, and refuses (and leaves as they are) a regular file, a
+// directory, a symbolic link and a FIFO at the socket's path.
+func TestListenLeavesOtherFilesAlone(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(file, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for path, kind := range map[string]string{file: "a regular file", link: "a symbolic link", fifo: "a FIFO", sub: "a directory"} {
+		lis, err := Listen("unix://" + path)
+		if err == nil {
+			lis.Close()
+			t.Errorf("%s: Listen replaced %s", path, kind)
+			continue
+		}
+		if !strings.Contains(err.Error(), "is not a socket ("+kind+")") {
+			t.Errorf("%s: %v; want it to say it is %s", path, err, kind)
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "mine" {
+		t.Errorf("the file at the socket path: %q %v", b, err)
+	}
+
+	// A stale socket (nobody accepts on it) is replaced; a live one is not.
+	sock := filepath.Join(dir, "e.sock")
+	stale, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	live, err := Listen("unix://" + sock)
+	if err != nil {
+		t.Fatalf("over a stale socket: %v", err)
+	}
+	defer live.Close()
+	if _, err := Listen("unix://" + sock); err == nil || !strings.Contains(err.Error(), "another exporter") {
+		t.Errorf("over a live socket: %v", err)
 	}
 }

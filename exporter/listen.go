@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -111,8 +112,9 @@ func (a Address) Loopback() bool {
 
 // Listen opens the exporter's listener on an address ParseAddress reads.
 // A unix socket is created with mode 0600 (its directory, when Listen
-// creates it, 0700); a stale socket left by an exporter that died is
-// replaced, a live one is an error. A TCP listener is plain TCP: serve it
+// creates it, 0700); a stale socket of ours left by an exporter that died
+// is replaced, a live one is an error, and anything else at the path (a
+// file, a directory, someone else's socket) is an error and left alone. A TCP listener is plain TCP: serve it
 // with [WithTLS] and [WithPassphrase] (see [Exporter.ServeWith]).
 func Listen(addr string) (net.Listener, error) {
 	a, err := ParseAddress(addr)
@@ -130,11 +132,8 @@ func Listen(addr string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("exporter: listen: %w", err)
 	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("exporter: listen: another exporter is serving on %s", path)
-	} else if errors.Is(err, syscall.ECONNREFUSED) {
-		_ = os.Remove(path)
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
 	}
 	old := syscall.Umask(0o177)
 	lis, err := net.Listen("unix", path)
@@ -143,6 +142,54 @@ func Listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("exporter: listen: %w", err)
 	}
 	return lis, nil
+}
+
+// removeStaleSocket clears path for a new socket: nothing there is fine; a
+// socket of this user that refuses connections (its exporter died) is
+// removed; anything else is an error and is left as it is.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("exporter: listen: %w", err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("exporter: listen: %s exists and is not a socket (%s); jw does not remove it: choose another path", path, fileKind(fi.Mode()))
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("exporter: listen: %s is a socket of uid %d, not yours; jw does not remove it: choose another path", path, st.Uid)
+	}
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("exporter: listen: another exporter is serving on %s", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("exporter: listen: %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("exporter: listen: removing the stale socket: %w", err)
+	}
+	return nil
+}
+
+// fileKind names a file's type for an error.
+func fileKind(m fs.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeSymlink:
+		return "a symbolic link"
+	case fs.ModeNamedPipe:
+		return "a FIFO"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 // ServeOption configures how [Exporter.ServeWith] serves a listener.

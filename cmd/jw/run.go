@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/signal"
@@ -84,7 +85,9 @@ func stop(e *exporter.Exporter) {
 }
 
 // defaultSocket is where `jw run` listens without --listen: a per-user
-// runtime directory, mode 0700.
+// runtime directory, mode 0700, and a file named for the exporter. The name
+// is made safe for a file name first (see socketName): whatever the config
+// says, the socket stays in that directory.
 func defaultSocket(name string) string {
 	dir := os.Getenv("XDG_RUNTIME_DIR")
 	if dir == "" {
@@ -92,14 +95,38 @@ func defaultSocket(name string) string {
 	} else {
 		dir = filepath.Join(dir, "jumpwire")
 	}
-	return filepath.Join(dir, name+".sock")
+	return filepath.Join(dir, socketName(name)+".sock")
+}
+
+// socketName is an exporter's name as a file name: letters, digits, '.',
+// '-' and '_' are kept, anything else (a path separator, a NUL) becomes
+// '_', and a leading '.' becomes '_' too, so that "..", "../x" or "a/b"
+// name a file in the socket directory, never a path out of it.
+func socketName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		case c == '.' && i > 0:
+		default:
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
 }
 
 // privateDir makes dir (the default socket's directory) if needed and
 // checks that it is a directory of ours that only we can enter: in a shared
-// /tmp, someone else could have made it first.
+// /tmp, someone else could have made it first. It never changes the mode
+// of a directory it did not make: one found open to others is an error.
 func privateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err == nil || !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	fi, err := os.Lstat(dir)
@@ -109,11 +136,11 @@ func privateDir(dir string) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	switch {
 	case !fi.IsDir():
-		return fmt.Errorf("socket directory %s is not a directory", dir)
+		return fmt.Errorf("socket directory %s is not a directory; remove it or pass --listen", dir)
 	case ok && int(st.Uid) != os.Getuid():
 		return fmt.Errorf("socket directory %s belongs to uid %d, not to you; remove it or pass --listen", dir, st.Uid)
 	case fi.Mode().Perm() != 0o700:
-		return os.Chmod(dir, 0o700)
+		return fmt.Errorf("socket directory %s has mode %04o, which lets others reach the socket; chmod 700 it, or pass --listen", dir, fi.Mode().Perm())
 	}
 	return nil
 }
@@ -223,6 +250,7 @@ func (f *listenFlags) resolve(cmd *cobra.Command) (*serving, error) {
 		if s.passphrase == "" {
 			return nil, errors.New("--passphrase is empty")
 		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: --passphrase VALUE shows the passphrase to every user of this machine (ps, /proc) for as long as jw runs; use --passphrase-file FILE or $%s\n", passphraseEnv)
 	case f.passphraseFile != "":
 		p, err := readPassphrase(f.passphraseFile)
 		if err != nil {

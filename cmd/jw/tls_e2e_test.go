@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jumpwire-dev/jumpwire/exporter"
+	"github.com/spf13/cobra"
 )
 
 // cleanEnv is the environment for jw subprocesses: no exporter, no passphrase and no plugins but
@@ -289,11 +290,12 @@ func TestTCPCertificateFiles(t *testing.T) {
 	jwExec(t, jw, env, "--host", x.host, "--tls-fingerprint", fp, "power", "state").check(t, "true\n", "", 0)
 }
 
-// TestPrivateDir: the default socket's directory ends up 0700, made or found.
+// TestPrivateDir: the default socket's directory is made 0700; one found
+// 0700 is used; one found open to others is refused and left as it was.
 func TestPrivateDir(t *testing.T) {
 	made := filepath.Join(t.TempDir(), "jumpwire-made")
 	found := filepath.Join(t.TempDir(), "jumpwire-found")
-	if err := os.Mkdir(found, 0o755); err != nil {
+	if err := os.Mkdir(found, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{made, found} {
@@ -308,11 +310,69 @@ func TestPrivateDir(t *testing.T) {
 			t.Errorf("%s: mode %v, want 0700", dir, fi.Mode().Perm())
 		}
 	}
+	open := filepath.Join(t.TempDir(), "jumpwire-open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o755); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	err := privateDir(open)
+	if err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Errorf("privateDir(a 0755 directory): %v, want a refusal saying what to do", err)
+	}
+	if fi, err := os.Stat(open); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("a directory privateDir did not make was changed: %v %v", fi.Mode(), err)
+	}
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := privateDir(file); err == nil {
 		t.Errorf("privateDir(%s) accepted a file", file)
+	}
+}
+
+// TestDefaultSocketStaysInItsDirectory: whatever metadata.name says, the
+// default socket is a file directly in the private directory.
+func TestDefaultSocketStaysInItsDirectory(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+	for _, name := range []string{"lab-1", "../../x", "..", ".", "a/b", "/etc/passwd", "", "x\x00y", ".hidden", "ok.name"} {
+		sock := defaultSocket(name)
+		if filepath.Dir(sock) != "/run/user/1000/jumpwire" || strings.HasPrefix(filepath.Base(sock), ".") {
+			t.Errorf("name %q: socket %s is not a plain file in /run/user/1000/jumpwire", name, sock)
+		}
+	}
+	if got := defaultSocket("lab-1.a_b"); got != "/run/user/1000/jumpwire/lab-1.a_b.sock" {
+		t.Errorf("a plain name changed: %s", got)
+	}
+}
+
+// TestPassphraseFlagWarns: a passphrase given on the command line is
+// visible in ps; jw run says so and names the alternatives.
+func TestPassphraseFlagWarns(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--listen", "tcp://127.0.0.1:0", "--tls-self-signed", "--passphrase", "p"}, true},
+		{[]string{"--listen", "tcp://127.0.0.1:0", "--tls-self-signed", "--no-auth"}, false},
+	} {
+		var l listenFlags
+		cmd := &cobra.Command{}
+		l.register(cmd)
+		var stderr bytes.Buffer
+		cmd.SetErr(&stderr)
+		if err := cmd.Flags().Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.resolve(cmd); err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(stderr.String(), "warning: --passphrase VALUE shows the passphrase to every user") &&
+			strings.Contains(stderr.String(), "--passphrase-file FILE")
+		if warned != tt.warn {
+			t.Errorf("%v: stderr %q, want a warning: %v", tt.args, stderr.String(), tt.warn)
+		}
 	}
 }
