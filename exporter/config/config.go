@@ -15,8 +15,11 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -251,11 +254,61 @@ func (c *Config) Lookup(path string) *Instance {
 // be read is an error wrapping the os error (errors.Is(err, fs.ErrNotExist)
 // works); problems in its content are reported as Errors.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// MaxFileSize is the largest config file Load reads: exporter configs are a
+// few kilobytes; anything near this is a mistake (a log, an image).
+const MaxFileSize = 4 << 20
+
+// ReadFile reads a config file: a regular file of at most MaxFileSize
+// bytes. Anything else (a FIFO, which would block the read until someone
+// writes to it; a device, which may never end; a directory) is refused
+// with an error saying what it is. The file is opened without blocking, so
+// a FIFO is seen for what it is before anything waits on it.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("config: %s is %s, not a regular file", path, fileKind(fi.Mode()))
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("config: %s is %d bytes; a config file may be at most %d (4 MiB)", path, fi.Size(), MaxFileSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxFileSize { // it grew while read
+		return nil, fmt.Errorf("config: %s is more than %d bytes (4 MiB), the most a config file may be", path, MaxFileSize)
+	}
+	return data, nil
+}
+
+// fileKind names a file's type for an error.
+func fileKind(m fs.FileMode) string {
+	switch m.Type() {
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeNamedPipe:
+		return "a FIFO (named pipe)"
+	case fs.ModeSocket:
+		return "a socket"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "a device"
+	}
+	return "a " + m.Type().String() + " file"
 }
 
 // Parse parses and validates data, the content of file (used only in
