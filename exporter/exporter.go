@@ -75,6 +75,12 @@ type Exporter struct {
 
 	pendingLease bool       // the session's before-lease hook has yet to run
 	fatal        chan error // a hook with onFailure: exit stops the exporter
+
+	// life ends at Close; what runs in the background (a session's
+	// before-lease hook) runs under it, counted in bg, which Close waits for.
+	life    context.Context
+	endLife context.CancelFunc
+	bg      sync.WaitGroup
 }
 
 // leaseState is the lease state clients see through GetStatus.
@@ -96,7 +102,10 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
+	life, endLife := context.WithCancel(context.Background())
 	e := &Exporter{
+		life:    life,
+		endLife: endLife,
 		opts:    o,
 		cfg:     cfg,
 		logger:  o.Logger,
@@ -327,7 +336,7 @@ func (e *Exporter) EndSession(ctx context.Context) (bool, string) {
 		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE, "the next session failed to start: "+err.Error())
 		return true, msg + "; the next one failed to start: " + err.Error()
 	}
-	go e.beginLease(context.WithoutCancel(ctx))
+	e.background(e.beginLease)
 	return true, msg + "; a fresh session is starting"
 }
 
@@ -426,24 +435,43 @@ func (e *Exporter) startLease(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	if pending {
-		go e.beginLease(context.WithoutCancel(ctx))
+		e.background(e.beginLease)
 	}
 }
 
+// background runs fn in a goroutine that Close cancels and waits for;
+// after Close it does not run at all.
+func (e *Exporter) background(fn func(ctx context.Context)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.bg.Go(func() { fn(e.life) }) // under e.mu, before Close waits
+}
+
+// setStatus changes the lease status, unless the exporter is closed: what
+// finishes after Close (a hook) cannot bring it back from OFFLINE.
 func (e *Exporter) setStatus(s jumpstarterv1.ExporterStatus, msg string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
 	e.setStatusLocked(s, msg)
 }
 
-// Close ends the session and stops every plugin process.
+// Close ends the session and stops every plugin process, once a lease hook
+// that runs is stopped too.
 func (e *Exporter) Close(ctx context.Context) error {
 	e.mu.Lock()
+	e.setStatusLocked(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE, "exporter stopped")
 	e.closed = true
 	s := e.sess
 	e.sess = nil
-	e.setStatusLocked(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE, "exporter stopped")
 	e.mu.Unlock()
+	e.endLife()
+	e.bg.Wait()
 	if il, ok := e.opts.Logger.(hclog.InterceptLogger); ok {
 		defer il.DeregisterSink(e.logs)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +149,41 @@ export:
 			t.Fatal("the exporter did not exit after the hook failed with onFailure: exit")
 		}
 	})
+}
+
+// TestCloseStopsTheBeforeLeaseHook: closing the exporter while its
+// before-lease hook runs stops the hook; once Close returns nothing of it
+// runs, and the status stays OFFLINE (a hook finishing after Close once
+// set LEASE_READY again).
+func TestCloseStopsTheBeforeLeaseHook(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "hook.pid")
+	e, _, _ := serveHooks(t, header+`hooks:
+  beforeLease: {script: "echo $$ > `+pidFile+`; exec sleep 32.5", timeout: 60}
+export:
+  power: {type: power}
+`)
+	var pid int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(pidFile)
+		if err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hook did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); !strings.Contains(string(b), ") Z") {
+			t.Errorf("the hook (pid %d) still runs after Close returned", pid)
+		}
+	}
+	if st, _ := e.Status(); st.Status != jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE {
+		t.Errorf("status after Close: %v, want OFFLINE", st.Status)
+	}
 }

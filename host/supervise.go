@@ -82,8 +82,12 @@ type Supervised struct {
 	launch LaunchOptions
 	policy Policy
 	logger hclog.Logger
+	life   context.Context // ends at Stop
 	stop   context.CancelFunc
 	done   chan struct{} // closed when the supervising goroutine returns
+	// bg tracks what runs on after its cause: dead processes being released,
+	// replaced ones draining. Stop waits for it.
+	bg sync.WaitGroup
 
 	mu       sync.Mutex
 	cur      *Instance
@@ -109,7 +113,7 @@ func Supervise(ctx context.Context, spec Spec, launch LaunchOptions, policy Poli
 	sctx, stop := context.WithCancel(context.Background())
 	s := &Supervised{
 		spec: spec, launch: launch, policy: policy.withDefaults(), logger: launch.Logger,
-		stop: stop, done: make(chan struct{}), cur: inst, conf: inst.Configured(),
+		life: sctx, stop: stop, done: make(chan struct{}), cur: inst, conf: inst.Configured(),
 		health: Health{State: Running, Pid: inst.Pid()}, changed: make(chan struct{}),
 	}
 	go s.supervise(sctx)
@@ -166,7 +170,7 @@ func (s *Supervised) supervise(ctx context.Context) {
 		reason := cur.proc.ExitReason()
 		// Release what go-plugin holds for the dead process (its connection,
 		// goroutines and socket directory); nothing else stops it.
-		go cur.proc.Stop()
+		s.bg.Go(func() { cur.proc.Stop() })
 		now := time.Now()
 		s.mu.Lock()
 		s.health.LastExit = reason
@@ -382,6 +386,7 @@ func (s *Supervised) Stop(ctx context.Context) error {
 	if cur != nil {
 		err = cur.Stop(ctx)
 	}
+	s.bg.Wait() // a replaced process draining, a dead one released
 	s.mu.Lock()
 	s.setLocked(Stopped, nil, nil)
 	s.mu.Unlock()
@@ -427,8 +432,11 @@ func (s *Supervised) Swap(ctx context.Context, spec Spec, o SwapOptions) error {
 			return
 		}
 		old.Retire(reason)
+		// The drain ends early when the driver is stopped.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Drain)
+		stopDrain := context.AfterFunc(s.life, cancel)
 		_ = old.Drain(dctx)
+		stopDrain()
 		cancel()
 		_ = old.Stop(context.WithoutCancel(ctx))
 	}
@@ -460,10 +468,10 @@ func (s *Supervised) Swap(ctx context.Context, spec Spec, o SwapOptions) error {
 	s.spec, s.conf = spec, inst.Configured()
 	s.health.LastExit = ""
 	s.setLocked(Running, inst, nil)
+	if !o.Exclusive {
+		s.bg.Go(retire) // under s.mu, not stopping: before Stop waits
+	}
 	s.mu.Unlock()
 	s.logger.Info("driver replaced", "pid", inst.Pid(), "binary", spec.Binary)
-	if !o.Exclusive {
-		go retire()
-	}
 	return nil
 }
