@@ -300,8 +300,11 @@ func (i *Instance) Stream(ctx context.Context, method string) (pluginv1.Driver_S
 	return s, done, nil
 }
 
-// StreamError explains how a stream to this instance ended.
-func (i *Instance) StreamError(err error) error { return i.callError(context.Background(), err) }
+// StreamError explains how a stream to this instance, opened with ctx,
+// ended. A stream whose caller went away is explained at once: only a
+// stream that broke under a live caller waits (a moment) to learn whether
+// the process died.
+func (i *Instance) StreamError(ctx context.Context, err error) error { return i.callError(ctx, err) }
 
 // Reset asks the driver to return to its initial state.
 func (i *Instance) Reset(ctx context.Context) error {

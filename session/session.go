@@ -295,7 +295,7 @@ func (s *Session) Stream(ctx context.Context, uuid, method string) (st pluginv1.
 		done()
 		return nil, nil, nil, s.cause(ctx, err)
 	}
-	explain = func(err error) error { return s.cause(ctx, proc.StreamError(err)) }
+	explain = func(err error) error { return s.cause(ctx, proc.StreamError(ctx, err)) }
 	return st, explain, func() { cancel(); done() }, nil
 }
 

@@ -1,6 +1,7 @@
 package serial
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -24,6 +25,9 @@ const (
 	// closeWait bounds how long closing waits for a write stuck in the kernel
 	// (a device that does not drain) before closing the port anyway.
 	closeWait = 2 * time.Second
+	// handOver bounds how long a stream waits for the port's current
+	// stream to leave, without sharing.
+	handOver = 2 * time.Second
 )
 
 // errPortClosed reports an operation on a port that was closed meanwhile.
@@ -62,16 +66,43 @@ func newDevice(path string, p serial.Port, share bool, log hclog.Logger) *device
 	return d
 }
 
-// subscribe adds a listening stream. Without sharing, a port has one at most.
-func (d *device) subscribe() (*reader, error) {
-	d.mu.Lock()
+// subscribe adds a listening stream. Without sharing, a port has one at
+// most: a second waits up to handOver for the first to leave (a client
+// that cancels a stream and reconnects at once is usually quicker than the
+// cancellation, which crosses two processes) and is refused after that.
+func (d *device) subscribe(ctx context.Context) (*reader, error) {
+	var wait <-chan time.Time
+	for {
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return nil, errPortClosed
+		}
+		var holder *reader
+		if !d.share {
+			for r := range d.readers {
+				holder = r
+			}
+		}
+		if holder == nil {
+			break
+		}
+		d.mu.Unlock()
+		if wait == nil {
+			t := time.NewTimer(handOver)
+			defer t.Stop()
+			wait = t.C
+		}
+		select {
+		case <-holder.gone:
+		case <-d.closing:
+		case <-wait:
+			return nil, errInUse
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	defer d.mu.Unlock()
-	if d.closed {
-		return nil, errPortClosed
-	}
-	if !d.share && len(d.readers) > 0 {
-		return nil, errInUse
-	}
 	limit := exclusiveQueue
 	if d.share {
 		limit = sharedQueue

@@ -19,12 +19,14 @@ func (s *Serial) Connect(ctx context.Context, conn sdk.Conn) error {
 	if err != nil {
 		return err
 	}
-	r, err := d.subscribe()
+	r, err := d.subscribe(ctx)
 	switch {
 	case errors.Is(err, errInUse):
 		return kindErrorf(sdk.ErrBusy, "serial port %s is in use by another stream", s.cfg.URL)
 	case errors.Is(err, errPortClosed):
 		return kindErrorf(sdk.ErrUnavailable, "serial port %s was closed while connecting", s.cfg.URL)
+	case err != nil:
+		return err
 	}
 	defer d.unsubscribe(r)
 	s.Logger().Debug("stream connected", "path", s.cfg.URL)
