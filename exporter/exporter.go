@@ -50,6 +50,11 @@ type Options struct {
 	// MaxCalls and MaxStreams bound the calls and byte streams in flight in
 	// a session (RESOURCE_EXHAUSTED past them). Defaults: session's.
 	MaxCalls, MaxStreams int
+	// MaxCallsPerClient and MaxStreamsPerClient bound what one client (an
+	// IP address over TCP, a connection on a unix socket) has in flight, so
+	// that one client cannot take all of a session's. Defaults: three
+	// quarters of MaxCalls and MaxStreams.
+	MaxCallsPerClient, MaxStreamsPerClient int
 	// StopTimeout bounds each driver's Close at a session's end, after which
 	// its process group is killed. Default 5s.
 	StopTimeout time.Duration
@@ -64,6 +69,7 @@ type Exporter struct {
 	nodes   []*node // pre-order; nodes[0] is the root
 	byUUID  map[string]*node
 	logs    *logHub
+	clients *clientLimits
 
 	mu      sync.Mutex
 	sess    *session.Session
@@ -98,6 +104,18 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	if o.Logger == nil {
 		o.Logger = hclog.NewInterceptLogger(&hclog.LoggerOptions{Output: io.Discard})
 	}
+	if o.MaxCalls <= 0 {
+		o.MaxCalls = session.DefaultMaxCalls
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = session.DefaultMaxStreams
+	}
+	if o.MaxCallsPerClient <= 0 {
+		o.MaxCallsPerClient = share(o.MaxCalls)
+	}
+	if o.MaxStreamsPerClient <= 0 {
+		o.MaxStreamsPerClient = share(o.MaxStreams)
+	}
 	cfg, err := config.Load(o.ConfigFile)
 	if err != nil {
 		return nil, err
@@ -117,6 +135,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 			return host.Describe(ctx, bin, hclog.NewNullLogger())
 		}),
 	}
+	e.clients = newClientLimits([2]int{o.MaxCallsPerClient, o.MaxStreamsPerClient}, [2]int{o.MaxCalls, o.MaxStreams})
 	e.nodes, e.byUUID = buildTree(cfg)
 	e.logs = newLogHub(o.Logger.Name(), e.nodes)
 	if il, ok := o.Logger.(hclog.InterceptLogger); ok {

@@ -37,10 +37,10 @@ func parseStreamRequest(md metadata.MD) (*streamRequest, error) {
 	dec.DisallowUnknownFields()
 	var r streamRequest
 	if err := dec.Decode(&r); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "stream request header %q: %v", v[0], err)
+		return nil, status.Errorf(codes.InvalidArgument, "stream request header %q: %v", truncate(v[0], maxEcho), err)
 	}
 	if dec.More() {
-		return nil, status.Errorf(codes.InvalidArgument, "stream request header %q: trailing data after the JSON object", v[0])
+		return nil, status.Errorf(codes.InvalidArgument, "stream request header %q: trailing data after the JSON object", truncate(v[0], maxEcho))
 	}
 	switch {
 	case r.Kind == "resource":
@@ -49,10 +49,10 @@ func parseStreamRequest(md metadata.MD) (*streamRequest, error) {
 		}
 		if e := r.XJmpContentEncoding; e != nil && !knownEncoding(*e) {
 			return nil, status.Errorf(codes.InvalidArgument,
-				"stream request header: content encoding %q is not supported; send gzip, xz, bz2, zstd or null (plain bytes)", *e)
+				"stream request header: content encoding %q is not supported; send gzip, xz, bz2, zstd or null (plain bytes)", truncate(*e, maxEcho))
 		}
 	case r.Kind != "driver":
-		return nil, status.Errorf(codes.InvalidArgument, `stream request header: kind %q is not "driver" or "resource"`, r.Kind)
+		return nil, status.Errorf(codes.InvalidArgument, `stream request header: kind %q is not "driver" or "resource"`, truncate(r.Kind, maxEcho))
 	case r.UUID == "" || r.Method == "":
 		return nil, status.Error(codes.InvalidArgument, "stream request header: a driver stream needs uuid and method")
 	}
@@ -83,6 +83,11 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	if err != nil {
 		return err
 	}
+	done, err := r.e.clients.begin(cs.Context(), true)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if req.Kind == "resource" {
 		return serveUpload(cs, sess, n.uuid, req.XJmpContentEncoding)
 	}

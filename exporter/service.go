@@ -96,6 +96,12 @@ func (e *Exporter) newServer(lis net.Listener, tls bool, opts ...grpc.ServerOpti
 	if tls {
 		link |= protocol.TLS
 	}
+	opts = append(opts,
+		grpc.StatsHandler(clientTagger{}),
+		// However many calls a connection starts, it has this many at once
+		// (HTTP/2 makes the rest wait on the client's side).
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.MaxHeaderListSize(maxHeaderListSize))
 	srv := grpc.NewServer(append(protocol.ServerOptions(link), opts...)...)
 	protocol.RegisterService(srv, &jumpstarterv1.ExporterService_ServiceDesc, &service{e: e})
 	protocol.RegisterService(srv, &jumpstarterv1.RouterService_ServiceDesc, &router{e: e})
@@ -184,6 +190,11 @@ func (s *service) DriverCall(ctx context.Context, req *jumpstarterv1.DriverCallR
 	if err != nil {
 		return nil, err
 	}
+	done, err := s.e.clients.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	v, err := sess.Call(ctx, n.uuid, req.Method, req.Args)
 	if err != nil {
 		return nil, err
@@ -200,6 +211,11 @@ func (s *service) StreamingDriverCall(req *jumpstarterv1.StreamingDriverCallRequ
 	if err != nil {
 		return err
 	}
+	done, err := s.e.clients.begin(stream.Context(), false)
+	if err != nil {
+		return err
+	}
+	defer done()
 	for v, err := range sess.StreamingCall(stream.Context(), n.uuid, req.Method, req.Args) {
 		if err != nil {
 			return err
@@ -246,6 +262,16 @@ func (e *Exporter) Status() (*jumpstarterv1.GetStatusResponse, <-chan struct{}) 
 	}
 	return resp, e.changed
 }
+
+// Limits of every connection to the exporter's services.
+const (
+	// maxStreamsPerConn bounds the calls in flight on one connection, of
+	// every kind (status and log streams too).
+	maxStreamsPerConn = 1024
+	// maxHeaderListSize bounds a call's headers: what a client sends is a
+	// few hundred bytes.
+	maxHeaderListSize = 1 << 20
+)
 
 // maxEcho is how much of a value a client sent an error quotes back.
 const maxEcho = 200
