@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,11 +148,18 @@ func (c *Catalog) Rescan(ctx context.Context) {
 
 func (c *Catalog) scanLocked(ctx context.Context) {
 	c.scanned = true
-	var bins []string
+	var (
+		bins    []string
+		badDirs []*Failure
+	)
 	for _, d := range c.dirs {
 		ents, err := os.ReadDir(d)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // a search-path directory that does not exist is not an error
+		}
+		if err != nil { // one that cannot be read is: its plugins are missing
+			badDirs = append(badDirs, &Failure{Binary: d, Err: fmt.Errorf("plugin directory %s cannot be read: %w", d, errors.Unwrap(err))})
+			continue
 		}
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), Prefix) && !e.IsDir() {
@@ -166,7 +174,7 @@ func (c *Catalog) scanLocked(ctx context.Context) {
 		wg.Go(func() { results[i], errs[i] = c.entry(ctx, b) })
 	}
 	wg.Wait()
-	c.entries, c.failures = nil, nil
+	c.entries, c.failures = nil, badDirs
 	for i, b := range bins {
 		if errs[i] != nil {
 			c.failures = append(c.failures, &Failure{Binary: b, Err: errs[i]})

@@ -376,3 +376,22 @@ func TestFailures(t *testing.T) {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
 }
+
+// TestUnreadablePluginDir: a search-path directory that cannot be read is
+// reported (in the failures, and in an unknown type's message), not
+// skipped without a word; one that does not exist is not an error.
+func TestUnreadablePluginDir(t *testing.T) {
+	f := newFake()
+	notDir := writeBin(t, t.TempDir(), "plugins", "a file where a directory was meant")
+	missing := filepath.Join(t.TempDir(), "missing")
+	c := newCatalog(t, f, "", notDir, missing)
+	_, failures := c.Entries(t.Context())
+	if len(failures) != 1 || failures[0].Binary != notDir ||
+		!strings.Contains(failures[0].Error(), "plugin directory "+notDir+" cannot be read: not a directory") {
+		t.Fatalf("failures %v; want one saying %s cannot be read", failures, notDir)
+	}
+	_, _, err := c.Lookup(t.Context(), "power", Pin{})
+	if err == nil || !strings.Contains(err.Error(), "skipped plugin directory "+notDir+" cannot be read") {
+		t.Errorf("unknown type: %v; want it to name the unreadable directory", err)
+	}
+}

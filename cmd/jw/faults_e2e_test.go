@@ -131,9 +131,11 @@ export:
 		t.Fatal(err)
 	}
 	_ = run.Wait()
+	killed := time.Now()
 	waitFor(t, "the killed exporter's plugins and the child one started are gone", func() bool {
 		return len(psRunning(t, pids...)) == 0
 	})
+	t.Logf("gone %s after the exporter was killed", time.Since(killed))
 	if left := psInGroups(t, plugins); len(left) > 0 {
 		t.Errorf("processes of the killed exporter's plugins left: %q", left)
 	}
