@@ -67,7 +67,7 @@ bench: build
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); make test replays the corpora in testdata/fuzz
 FUZZTIME ?= 30s
 # Each target is MODULE-DIR:PACKAGE:NAME (the SDK is a module of its own).
-FUZZ     := .:./exporter/config:FuzzParse sdk:.:FuzzDecodeValue sdk:.:FuzzDecodeLikeJSON .:./exporter:FuzzStreamRequest .:./client:FuzzNewTree .:./cmd/jw:FuzzParseArgs sdk:./protocol:FuzzFrame
+FUZZ     := .:./exporter/config:FuzzParse sdk:.:FuzzDecodeValue sdk:.:FuzzDecodeLikeJSON .:./exporter:FuzzStreamRequest .:./client:FuzzNewTree .:./cmd/jw:FuzzParseArgs sdk:./protocol:FuzzFrame sdk:./protocol:FuzzDecodeMessage .:./plugins:FuzzDescribeAnswer
 fuzz:
 	@for t in $(FUZZ); do \
 		dir=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; name=$${rest##*:}; \

@@ -234,6 +234,9 @@ func FuzzFrame(f *testing.F) {
 	f.Add([]byte{0x0a, 3, 'a', 'b', 'c'}, uint8(1))
 	f.Add([]byte{0x10, 7}, uint8(2))
 	f.Add([]byte{0x18, 1, 0x0a, 1, 'x', 0x10, 3}, uint8(3))
+	f.Add(nestedGroups(64), uint8(5))
+	f.Add(nestedGroups(maxGroupDepth), uint8(255))
+	f.Add(nestedGroups(maxGroupDepth+1), uint8(255))
 	f.Fuzz(func(t *testing.T, b []byte, n uint8) {
 		fr := new(Frame)
 		err := Codec.Unmarshal(pieces(b, int(n)+1), fr)
@@ -298,4 +301,38 @@ func TestFrameDeepNesting(t *testing.T) {
 			t.Errorf("%s: no error", name)
 		}
 	}
+}
+
+// FuzzDecodeMessage: whatever bytes a peer sends as any message of the
+// plugin protocol, in either direction (the host's requests, the plugin's
+// answers, frames), decoding never panics, never recurses without bound,
+// and accepts whatever protobuf itself accepts.
+func FuzzDecodeMessage(f *testing.F) {
+	f.Add([]byte{0x0a, 3, 'a', 'b', 'c'}, uint8(0))
+	f.Add(nestedGroups(100), uint8(1))
+	f.Add(nestedGroups(maxGroupDepth+1), uint8(2))
+	f.Add(bytes.Repeat([]byte{0x12, 0x02, 0x0a, 0x00}, 64), uint8(3))
+	f.Add(append(bytes.Repeat([]byte{0x12, 0x80, 0x01}, 40), 0), uint8(4))
+	newMessage := []func() proto.Message{
+		func() proto.Message { return &pluginv1.CallRequest{} },
+		func() proto.Message { return &pluginv1.CallResponse{} },
+		func() proto.Message { return &pluginv1.ConfigureRequest{} },
+		func() proto.Message { return &pluginv1.ConfigureResponse{} },
+		func() proto.Message { return &pluginv1.DescribeResponse{} },
+		func() proto.Message { return &pluginv1.Frame{} },
+	}
+	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
+		m := newMessage[int(which)%len(newMessage)]()
+		want := proto.Unmarshal(b, proto.Clone(m))
+		target := &decodeTarget{m: m}
+		if err := Codec.Unmarshal(pieces(b, 7), target); err != nil {
+			t.Fatalf("the codec returned %v instead of keeping it", err)
+		}
+		if (want == nil) != (target.err == nil) {
+			t.Fatalf("%T %x: protobuf says %v, the codec %v", m, b, want, target.err)
+		}
+		fr := new(Frame)
+		_ = Codec.Unmarshal(pieces(b, int(which)+1), fr) // must not panic or overflow
+		fr.Free()
+	})
 }
