@@ -60,6 +60,10 @@ test: build image
 	cd examples/vendor-driver && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" $(GO) test -race -count=1 -timeout 20m ./...
 
+## abuse: the fault and abuse suite at full size (make test runs it small)
+abuse:
+	$(GO) test -count=1 -timeout 20m -run '^TestAbuse$$' ./exporter -abuse.long -v
+
 ## bench: the performance benchmarks (figures go to docs/PERFORMANCE.md)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./bench/

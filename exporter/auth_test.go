@@ -88,6 +88,19 @@ type tlsExporter struct {
 	log   *syncBuffer
 	power string // uuid of the power driver
 	net   string // uuid of the network driver
+	cfg   string // the config file
+}
+
+// uuid is the uuid of the node at path.
+func (x *tlsExporter) uuid(t *testing.T, path string) string {
+	t.Helper()
+	for _, n := range x.e.nodes {
+		if n.path() == path {
+			return n.uuid
+		}
+	}
+	t.Fatalf("no node %s", path)
+	return ""
 }
 
 func serveTLS(t *testing.T, passphrase string) *tlsExporter {
@@ -99,7 +112,6 @@ func serveTLS(t *testing.T, passphrase string) *tlsExporter {
 // nil) and more serve options.
 func serveTLSWith(t *testing.T, passphrase string, wrap func(net.Listener) net.Listener, opts ...ServeOption) *tlsExporter {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "exporter.yaml")
 	yaml := fmt.Sprintf(`apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 metadata: {name: auth}
@@ -107,6 +119,13 @@ export:
   power: {type: jumpstarter_driver_power.driver.MockPower}
   net: {type: tcp, config: {host: 127.0.0.1, port: %d}}
 `, tcpEcho(t))
+	return serveTLSConfig(t, yaml, passphrase, wrap, opts...)
+}
+
+// serveTLSConfig serves the config yaml as serveTLSWith does.
+func serveTLSConfig(t *testing.T, yaml, passphrase string, wrap func(net.Listener) net.Listener, opts ...ServeOption) *tlsExporter {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "exporter.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +168,7 @@ export:
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cert.Leaf)
-	x := &tlsExporter{e: e, addr: lis.Addr().String(), roots: roots, log: log}
+	x := &tlsExporter{e: e, addr: lis.Addr().String(), roots: roots, log: log, cfg: cfg}
 	for _, n := range e.nodes {
 		switch n.path() {
 		case "power":
@@ -197,6 +216,28 @@ func (x *tlsExporter) conn(t *testing.T, passphrase *string) (c *grpc.ClientConn
 		defer mu.Unlock()
 		return from
 	}
+}
+
+// connFrom is a client connection made from the local address ip (another
+// loopback address is another client).
+func (x *tlsExporter) connFrom(t *testing.T, passphrase *string, ip string) *grpc.ClientConn {
+	t.Helper()
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(x.roots, "")),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+			return d.DialContext(ctx, "tcp", addr)
+		}),
+	}
+	if passphrase != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(passphraseCreds(*passphrase)))
+	}
+	c, err := grpc.NewClient("passthrough:///"+x.addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 type passphraseCreds string

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,7 +92,11 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	if req.Kind == "resource" {
 		return serveUpload(cs, sess, n.uuid, req.XJmpContentEncoding)
 	}
-	ps, explain, release, err := sess.Stream(cs.Context(), n.uuid, req.Method)
+	// A frame from the client that does not decode ends the stream with
+	// INVALID_ARGUMENT (relayUp cancels it with that cause).
+	ctx, cancel := context.WithCancelCause(cs.Context())
+	defer cancel(nil)
+	ps, explain, release, err := sess.Stream(ctx, n.uuid, req.Method)
 	if err != nil {
 		return err
 	}
@@ -104,19 +109,27 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	if err := cs.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	go relayUp(cs, ps)
-	return relayDown(cs, ps, explain)
+	go relayUp(cs, ps, cancel)
+	err = relayDown(cs, ps, explain)
+	if cause := context.Cause(ctx); status.Code(cause) == codes.InvalidArgument {
+		return cause
+	}
+	return err
 }
 
 // relayUp carries the client's frames to the plugin until the client
 // half-closes or goes away. Frames pass through as they arrived, without
 // being decoded or copied: a StreamRequest and the plugin protocol's Frame
-// have the same encoding.
-func relayUp(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient) {
+// have the same encoding. A frame that does not decode ends the stream:
+// fail cancels it with the error.
+func relayUp(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient, fail context.CancelCauseFunc) {
 	defer func() { _ = ps.CloseSend() }()
 	for {
 		f := new(protocol.Frame)
 		if err := cs.RecvMsg(f); err != nil {
+			if status.Code(err) == codes.InvalidArgument {
+				fail(err)
+			}
 			return
 		}
 		switch k := f.Kind(); k {
