@@ -35,6 +35,10 @@
 //     exporter, against qemu started directly (needs make image).
 //   - BenchmarkBoardConsoleEcho: a byte's echo from the board's shell through
 //     the console stream, against socat on qemu's serial socket.
+//   - BenchmarkUnderAbuse: an authorised client's DriverCall over TCP with
+//     TLS and a passphrase while strangers hold 500 idle TLS connections and
+//     keep 8 unauthenticated 63 MiB calls in flight, against the same
+//     client on the idle exporter, with the exporter's peak RSS.
 //
 // Run them with `make bench`; docs/PERFORMANCE.md records the figures.
 package bench
