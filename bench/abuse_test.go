@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"flag"
@@ -11,9 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,13 +27,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/structpb"
 )
 
 var (
 	abuseConns = flag.Int("abuse.conns", 500, "BenchmarkUnderAbuse: idle anonymous TLS connections held")
 	abuseCalls = flag.Int("abuse.calls", 8, "BenchmarkUnderAbuse: unauthenticated calls in flight at once")
 	abuseSize  = flag.Int("abuse.size", 63<<20, "BenchmarkUnderAbuse: size of each unauthenticated call, in bytes")
+	abuseN     = flag.Int("abuse.samples", 1000, "BenchmarkUnderAbuse: authorised calls timed in each phase")
 )
 
 // tcpExporter is `jw run` serving a power driver over TCP with a
@@ -122,59 +125,71 @@ func (x *tcpExporter) client(tb testing.TB, ip, passphrase string) jumpstarterv1
 	return jumpstarterv1.NewExporterServiceClient(cc)
 }
 
-// abuse is the attack of BenchmarkUnderAbuse, running until stopped.
+// abuse is the attack of BenchmarkUnderAbuse: jumpwire-bench-abuser, a
+// process of its own, so that its work does not slow the measured client.
 type abuse struct {
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	refused atomic.Int64 // unauthenticated calls refused
-	held    atomic.Int64 // idle connections open, as the attacker sees them
+	cmd           *exec.Cmd
+	exited        chan struct{}
+	held, refused atomic.Int64 // as it last reported
 }
 
-// startAbuse holds conns idle TLS connections to x (from several loopback
-// addresses, as several machines would; reopening those the exporter
-// closes) and keeps calls unauthenticated calls of size bytes in flight.
-func startAbuse(ctx context.Context, tb testing.TB, x *tcpExporter, conns, calls, size int) *abuse {
-	ctx, cancel := context.WithCancel(ctx)
-	a := &abuse{stop: cancel}
-	for i := range conns {
-		ip := fmt.Sprintf("127.0.1.%d", 1+i%250)
-		a.wg.Go(func() {
-			for ctx.Err() == nil {
-				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-				raw, err := d.DialContext(ctx, "tcp", x.addr)
-				if err != nil {
-					continue
-				}
-				c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec
-				if c.HandshakeContext(ctx) == nil {
-					a.held.Add(1)
-					stop := context.AfterFunc(ctx, func() { c.Close() })
-					_, _ = io.Copy(io.Discard, c) // until the exporter closes it
-					stop()
-					a.held.Add(-1)
-				}
-				c.Close()
-			}
-		})
+// startAbuse starts the attacker against x: conns idle TLS connections
+// and calls unauthenticated calls of size bytes in flight.
+func startAbuse(tb testing.TB, x *tcpExporter, conns, calls, size int) *abuse {
+	tb.Helper()
+	bin := testbin.Build(tb, "./bench/internal/abuser")
+	a := &abuse{exited: make(chan struct{})}
+	a.cmd = exec.Command(bin, x.addr, strconv.Itoa(conns), strconv.Itoa(calls), strconv.Itoa(size))
+	a.cmd.Stderr = os.Stderr
+	stdout, err := a.cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	arg := structpb.NewStringValue(strings.Repeat("x", size))
-	for i := range calls {
-		c := x.client(tb, fmt.Sprintf("127.0.2.%d", 1+i), "wrong")
-		a.wg.Go(func() {
-			for ctx.Err() == nil {
-				_, err := c.DriverCall(ctx, &jumpstarterv1.DriverCallRequest{Uuid: "x", Method: "on", Args: []*structpb.Value{arg}})
-				if err != nil && ctx.Err() == nil {
-					a.refused.Add(1)
-				}
-			}
-		})
+	if err := a.cmd.Start(); err != nil {
+		tb.Fatal(err)
 	}
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			var h, r int64
+			if _, err := fmt.Sscanf(s.Text(), "held %d refused %d", &h, &r); err == nil {
+				a.held.Store(h)
+				a.refused.Store(r)
+			}
+		}
+		_ = a.cmd.Wait()
+		close(a.exited)
+	}()
+	tb.Cleanup(a.end)
 	return a
 }
 
+// end stops the attacker (SIGTERM, then SIGKILL after 10s).
 func (a *abuse) end() {
-	a.stop()
-	a.wg.Wait()
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(10 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+	}
+}
+
+// cpuTime is the CPU time (user and system) process pid has used.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after "(comm)": utime and stime are the 12th and 13th, in
+	// clock ticks (100 a second on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // sampleRSS records the peak VmRSS of pid until stopped.
@@ -207,7 +222,7 @@ func sampleRSS(pid int) (stop func() int64) {
 // underAbuse measures calls DriverCalls of an authorised client on an idle
 // exporter, then as many while the exporter is under attack, and the
 // exporter's peak RSS under attack.
-func underAbuse(ctx context.Context, tb testing.TB, calls, conns, unauth, size int) (idle, attacked []time.Duration, peak int64, a *abuse) {
+func underAbuse(ctx context.Context, tb testing.TB, calls, conns, unauth, size int) (idle, attacked []time.Duration, peak int64, cpu float64, a *abuse) {
 	x := runTCPExporter(ctx, tb)
 	c := x.client(tb, "127.0.0.1", benchPassphrase)
 	rep, err := c.GetReport(ctx, &emptypb.Empty{})
@@ -223,13 +238,17 @@ func underAbuse(ctx context.Context, tb testing.TB, calls, conns, unauth, size i
 		idle = append(idle, callOnce(ctx, tb, "authorised", call))
 	}
 	stopRSS := sampleRSS(x.pid)
-	a = startAbuse(ctx, tb, x, conns, unauth, size)
-	waitFor(ctx, 30*time.Second, func() bool { return a.held.Load() >= int64(min(conns, 64)) && a.refused.Load() > 0 })
+	a = startAbuse(tb, x, conns, unauth, size)
+	waitFor(ctx, 30*time.Second, func() bool {
+		return a.held.Load() >= int64(min(conns, 64)) && (unauth == 0 || a.refused.Load() > 0)
+	})
+	began, used := time.Now(), cpuTime(x.pid)
 	for range calls {
 		attacked = append(attacked, callOnce(ctx, tb, "authorised", call))
 	}
+	cpu = float64(cpuTime(x.pid)-used) / float64(time.Since(began))
 	a.end()
-	return idle, attacked, stopRSS(), a
+	return idle, attacked, stopRSS(), cpu, a
 }
 
 // BenchmarkUnderAbuse measures an authorised client's DriverCall on an
@@ -239,27 +258,31 @@ func underAbuse(ctx context.Context, tb testing.TB, calls, conns, unauth, size i
 // closes) and keep -abuse.calls unauthenticated calls of -abuse.size bytes
 // in flight. Reported: p50 and p99 under attack (p50-ns, p99-ns), idle
 // (idle-p50-ns, idle-p99-ns), their ratios (x-idle-p50, x-idle-p99), the
-// exporter's peak RSS under attack (peak-RSS-MiB), the connections the
-// attacker held when last counted (held-conns) and the calls refused
+// exporter's peak RSS under attack (peak-RSS-MiB), the CPUs it used while
+// attacked (exporter-CPUs: CPU time over wall time) and the calls refused
 // (refused-calls).
 func BenchmarkUnderAbuse(b *testing.B) {
 	ctx := b.Context()
 	var idle, attacked []time.Duration
-	var peak int64
-	var a *abuse
+	var (
+		peak int64
+		cpu  float64
+		a    *abuse
+	)
 	for b.Loop() {
-		i, at, p, ab := underAbuse(ctx, b, 1000, *abuseConns, *abuseCalls, *abuseSize)
-		idle, attacked, peak, a = append(idle, i...), append(attacked, at...), max(peak, p), ab
+		i, at, p, c, ab := underAbuse(ctx, b, *abuseN, *abuseConns, *abuseCalls, *abuseSize)
+		idle, attacked, peak, cpu, a = append(idle, i...), append(attacked, at...), max(peak, p), max(cpu, c), ab
 	}
 	reportPair(b, "idle", attacked, idle, 50, 99)
 	b.ReportMetric(float64(peak)/mib, "peak-RSS-MiB")
+	b.ReportMetric(cpu, "exporter-CPUs")
 	b.ReportMetric(float64(a.refused.Load()), "refused-calls")
 }
 
 // TestAbuseBenchmark runs BenchmarkUnderAbuse's measurement at a tiny
 // scale, to check that it works.
 func TestAbuseBenchmark(t *testing.T) {
-	idle, attacked, peak, a := underAbuse(t.Context(), t, 5, 16, 2, 1<<20)
+	idle, attacked, peak, _, a := underAbuse(t.Context(), t, 5, 16, 2, 1<<20)
 	if len(idle) != 5 || len(attacked) != 5 || peak <= 0 || a.refused.Load() == 0 {
 		t.Errorf("%d idle and %d attacked calls, peak RSS %d, %d refused", len(idle), len(attacked), peak, a.refused.Load())
 	}

@@ -28,6 +28,12 @@ type ConnLimits struct {
 	// AnonymousTimeout is how long a connection may stay without an
 	// admitted call. Default 10s.
 	AnonymousTimeout time.Duration
+	// AnonymousBytes is how much a connection may send before a call on it
+	// is admitted: a client's handshakes and first call's headers take a few
+	// kilobytes, while a stranger's refused calls would otherwise have the
+	// exporter read (and decrypt) what HTTP/2's windows let through, megabytes
+	// a call. Default 128 KiB.
+	AnonymousBytes int64
 }
 
 // Defaults of ConnLimits.
@@ -35,6 +41,7 @@ const (
 	DefaultMaxConns          = 512
 	DefaultMaxConnsPerClient = 64
 	DefaultAnonymousTimeout  = 10 * time.Second
+	DefaultAnonymousBytes    = 128 << 10
 )
 
 func (l ConnLimits) withDefaults() ConnLimits {
@@ -46,6 +53,9 @@ func (l ConnLimits) withDefaults() ConnLimits {
 	}
 	if l.AnonymousTimeout <= 0 {
 		l.AnonymousTimeout = DefaultAnonymousTimeout
+	}
+	if l.AnonymousBytes <= 0 {
+		l.AnonymousBytes = DefaultAnonymousBytes
 	}
 	return l
 }
@@ -84,6 +94,7 @@ type guardedConn struct {
 	g        *guard
 	client   string
 	admitted atomic.Bool
+	read     atomic.Int64 // bytes read before admission
 	timer    *time.Timer
 	once     sync.Once
 }
@@ -172,6 +183,20 @@ func (g *guard) admit(addr net.Addr) {
 	if c := g.conns[addr.String()]; c != nil && !c.admitted.Swap(true) {
 		c.timer.Stop()
 	}
+}
+
+// Read reads from the connection, and closes it once it has sent more
+// than AnonymousBytes without an admitted call.
+func (c *guardedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.admitted.Load() && c.read.Add(int64(n)) > c.g.limits.AnonymousBytes {
+		c.g.refused.add("client", c.client, "reason", fmt.Sprintf("sent more than %d bytes without an admitted call", c.g.limits.AnonymousBytes))
+		c.Close()
+		if err == nil {
+			err = net.ErrClosed
+		}
+	}
+	return n, err
 }
 
 // Close stops counting the connection and closes it.

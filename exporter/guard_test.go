@@ -214,3 +214,37 @@ func TestRateLog(t *testing.T) {
 	r.stop()
 	_ = context.Background
 }
+
+// TestAnonymousBytes: a connection whose calls are all refused is closed
+// once it has sent AnonymousBytes, so a stranger's refused calls cannot
+// make the exporter read what HTTP/2's windows let through, call after
+// call; the stranger sees its calls refused (or its connection closed),
+// and a real client is not affected.
+func TestAnonymousBytes(t *testing.T) {
+	var cl *countingListener
+	const budget = 128 << 10
+	x := serveTLSWith(t, "right", counting(&cl), WithConnLimits(ConnLimits{AnonymousBytes: budget}))
+	wrong, right := "wrong", "right"
+	c, _ := x.conn(t, &wrong)
+	arg := structpb.NewStringValue(strings.Repeat("x", 8<<20))
+	const calls = 20
+	for i := range calls {
+		_, err := jumpstarterv1.NewExporterServiceClient(c).DriverCall(t.Context(),
+			&jumpstarterv1.DriverCallRequest{Uuid: x.power, Method: "on", Args: []*structpb.Value{arg}})
+		if code := status.Code(err); code != codes.Unauthenticated && code != codes.Unavailable {
+			t.Fatalf("refused call %d: %v", i, err)
+		}
+	}
+	// Each connection reads at most the budget and what one read brings.
+	if n, most := cl.read.Load(), cl.accepted.Load()*(budget+64<<10); n > most {
+		t.Errorf("the exporter read %d bytes on %d connections of a stranger, more than %d", n, cl.accepted.Load(), most)
+	}
+	// A real client's large first call reaches the driver (which says the
+	// method takes no argument).
+	ok, _ := x.conn(t, &right)
+	_, err := jumpstarterv1.NewExporterServiceClient(ok).DriverCall(t.Context(),
+		&jumpstarterv1.DriverCallRequest{Uuid: x.power, Method: "on", Args: []*structpb.Value{arg}})
+	if s := status.Convert(err); s.Code() != codes.InvalidArgument || !strings.Contains(s.Message(), "takes 0 arguments") {
+		t.Errorf("a real client's large first call: %v, want the driver's answer", err)
+	}
+}
