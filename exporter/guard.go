@@ -82,7 +82,7 @@ func newGuard(lis net.Listener, l ConnLimits, logger hclog.Logger) *guard {
 	return &guard{
 		Listener: lis,
 		limits:   l.withDefaults(),
-		refused:  newRateLog(logger, "closed connections over the connection limits", rateLogEvery),
+		refused:  newRateLog(logger, "closed a connection without an admitted call (connection limits)", rateLogEvery),
 		conns:    map[string]*guardedConn{},
 		byClient: map[string]int{},
 	}
