@@ -208,7 +208,7 @@ func (l *controllerLink) run(ctx context.Context) {
 		if up {
 			n = 0
 		}
-		l.fail("status stream", err)
+		l.fail("controller link", err)
 		if !sleep(ctx, retryDelay(n)) {
 			break
 		}
@@ -249,12 +249,6 @@ func (l *controllerLink) connect(ctx context.Context) (up bool, err error) {
 	if err != nil {
 		return true, fmt.Errorf("status stream: %w", err)
 	}
-	l.mu.Lock()
-	l.st.Registered = true
-	l.mu.Unlock()
-	if l.recovered() {
-		l.log.Info("the controller answers again", "endpoint", l.cfg.Endpoint)
-	}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -283,8 +277,11 @@ func (l *controllerLink) register(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	first := !l.registeredOnce
-	l.registeredOnce = true
+	l.registeredOnce, l.st.Registered = true, true
 	l.mu.Unlock()
+	if l.recovered() && !first {
+		l.log.Info("the controller answers again; registered", "endpoint", l.cfg.Endpoint)
+	}
 	kick(l.resend)
 	if first {
 		l.log.Info("registered with the controller", "endpoint", l.cfg.Endpoint, "drivers", len(rep.Reports))

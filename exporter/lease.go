@@ -66,7 +66,7 @@ func (l *controllerLink) leases(ctx context.Context) {
 				continue
 			}
 			name := cur.name
-			msg := l.endLease(ctx, cur, true, true, "ended by the client")
+			msg := l.endLease(ctx, cur, true, true, true, "ended by the client")
 			cur = nil
 			r.reply <- endReply{true, "lease " + name + " ended" + msg}
 		case <-l.wake:
@@ -83,7 +83,7 @@ func (l *controllerLink) reconcile(ctx context.Context, cur *lease) *lease {
 	name := want.GetLeaseName()
 	leased := want.GetLeased() && name != ""
 	if cur != nil && (!leased || name != cur.name) {
-		l.endLease(ctx, cur, false, true, "released by the controller")
+		l.endLease(ctx, cur, false, true, false, "released by the controller")
 		cur = nil
 	}
 	if !leased {
@@ -158,18 +158,19 @@ func (l *controllerLink) beginLease(ctx context.Context, name, client string) *l
 		l.log.Error("the before-lease hook failed and the config says onFailure: exit", "lease", name)
 	case st.Status == beforeLease.failed:
 		l.log.Error("the before-lease hook failed; ending the lease (onFailure: endLease)", "lease", name)
-		l.endLease(ctx, ls, true, false, "the before-lease hook failed")
+		l.endLease(ctx, ls, true, false, false, "the before-lease hook failed")
 		return nil
 	}
 	return ls
 }
 
 // endLease ends a lease: the after-lease hook (runAfter, when there is a
-// session to run it against), ReleaseLease when this exporter ends it
-// (release), AVAILABLE, the session's end, every client connection closed,
-// and the next fresh session. It returns what to add to the message of a
-// client's EndSession.
-func (l *controllerLink) endLease(ctx context.Context, ls *lease, release, runAfter bool, why string) string {
+// session to run it against), every client connection closed (but for a
+// client's EndSession, whose answer goes out first: byClient),
+// ReleaseLease when this exporter ends the lease (release), AVAILABLE, the
+// session's end, and the next fresh session. It returns what to add to the
+// message of a client's EndSession.
+func (l *controllerLink) endLease(ctx context.Context, ls *lease, release, runAfter, byClient bool, why string) string {
 	e := l.e
 	e.lifeMu.Lock()
 	defer e.lifeMu.Unlock()
@@ -180,6 +181,9 @@ func (l *controllerLink) endLease(ctx context.Context, ls *lease, release, runAf
 		}
 	}
 	l.remember(ls.name)
+	if !byClient {
+		l.stopServing(ls, false)
+	}
 	if release {
 		l.release(ctx, ls.name)
 	}
@@ -195,7 +199,9 @@ func (l *controllerLink) endLease(ctx context.Context, ls *lease, release, runAf
 			l.log.Warn("ending the lease's session", "error", err)
 		}
 	}
-	l.stopServing(ls, true)
+	if byClient {
+		l.stopServing(ls, true)
+	}
 	l.log.Info("lease ended", "lease", ls.name, "why", why)
 	if closed || e.exiting() || ctx.Err() != nil {
 		return msg
@@ -221,7 +227,8 @@ func (l *controllerLink) remember(name string) {
 }
 
 // stopServing ends a lease's Listen and closes its client connections;
-// graceful lets calls in flight finish for stopGrace first.
+// graceful lets calls in flight (a client's EndSession) finish for
+// stopGrace first, in the background.
 func (l *controllerLink) stopServing(ls *lease, graceful bool) {
 	l.setLease(nil)
 	ls.lis.Close()

@@ -1,0 +1,214 @@
+package exporter_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jumpwire-dev/jumpwire/exporter"
+	"github.com/jumpwire-dev/jumpwire/internal/controllertest"
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
+	"google.golang.org/grpc/metadata"
+)
+
+const (
+	ready     = jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY
+	available = jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE
+)
+
+// newDouble starts a controller and router double for the test.
+func newDouble(t *testing.T, opts controllertest.Options) *controllertest.Double {
+	t.Helper()
+	d, err := controllertest.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// controlledConfig is an exporter file for the double, as `jmp admin
+// create exporter` writes one (tls.ca base64), with body appended.
+func controlledConfig(d *controllertest.Double, name, token, body string) string {
+	return fmt.Sprintf(`apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata: {namespace: lab, name: %s}
+endpoint: %q
+token: %q
+tls: {ca: %q}
+`, name, d.ControllerAddr(), token, base64.StdEncoding.EncodeToString(d.CA())) + body
+}
+
+// controlled is an exporter in controller mode that a test runs.
+type controlled struct {
+	e    *exporter.Exporter
+	stop func() // stops it as SIGTERM would: Serve returns (goodbye), then Close
+}
+
+// runControlled starts an exporter on a config file (and stops it when the
+// test ends, unless the test did).
+func runControlled(t *testing.T, file string, drivers ...string) *controlled {
+	t.Helper()
+	if len(drivers) == 0 {
+		drivers = []string{"power"}
+	}
+	e, err := exporter.New(t.Context(), exporter.Options{ConfigFile: file, PluginDirs: []string{testbin.PluginDir(t, drivers...)}})
+	if err != nil {
+		t.Fatalf("exporter.New: %v", err)
+	}
+	lis, err := exporter.Listen("unix://" + filepath.Join(t.TempDir(), "e.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ctx, lis) }()
+	stopped := false
+	c := &controlled{e: e}
+	c.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if err := e.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+func waitCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// leaseClient connects to a lease through the router, as a client does.
+func leaseClient(t *testing.T, d *controllertest.Double, lease string) (jumpstarterv1.ExporterServiceClient, jumpstarterv1.RouterServiceClient) {
+	t.Helper()
+	conn, err := d.Connect(lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return jumpstarterv1.NewExporterServiceClient(conn), jumpstarterv1.NewRouterServiceClient(conn)
+}
+
+// openStream opens a driver byte stream on a router-carried connection.
+func openStream(t *testing.T, r jumpstarterv1.RouterServiceClient, uuid, method string) jumpstarterv1.RouterService_StreamClient {
+	t.Helper()
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "request", fmt.Sprintf(`{"kind":"driver","uuid":%q,"method":%q}`, uuid, method))
+	s, err := r.Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Header(); err != nil {
+		t.Fatalf("stream headers: %v", err)
+	}
+	return s
+}
+
+// echo sends p on a stream to an echo server and reads it back.
+func echo(t *testing.T, s jumpstarterv1.RouterService_StreamClient, p []byte) {
+	t.Helper()
+	if err := s.Send(&jumpstarterv1.StreamRequest{Payload: p}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	var got []byte
+	for len(got) < len(p) {
+		m, err := s.Recv()
+		if err != nil {
+			t.Fatalf("echo of %q: got %q, then %v", p, got, err)
+		}
+		got = append(got, m.Payload...)
+	}
+	if !bytes.Equal(got, p) {
+		t.Fatalf("echo: got %q, want %q", got, p)
+	}
+}
+
+// TestControllerLease: an exporter registers, serves a lease through the
+// router to two client connections (calls on one, a byte stream on the
+// other), runs its hooks around the lease, and is AVAILABLE after it.
+func TestControllerLease(t *testing.T) {
+	d := newDouble(t, controllertest.Options{NotReadyCalls: 2, NoServiceEndpoints: true})
+	token := d.AddExporter("lab", "ctl-1")
+	addr := echoServer(t)
+	file := writeConfig(t, controlledConfig(d, "ctl-1", token, fmt.Sprintf(`hooks:
+  beforeLease: {script: "echo before", timeout: 30}
+  afterLease: {script: "echo after", timeout: 30}
+export:
+  power: {type: power}
+  net: {type: tcp, config: {host: 127.0.0.1, port: %d}}
+`, addr.Port)))
+	x := runControlled(t, file, "power", "network")
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-1", available); err != nil {
+		t.Fatal(err)
+	}
+	reg := d.Exporter("ctl-1")
+	if reg.Registrations < 1 || len(reg.Devices) != 3 || reg.Labels["jumpstarter.dev/name"] != "ctl-1" {
+		t.Fatalf("registration: %d times, %d devices, labels %v; want 3 devices (root, power, net) and the name label",
+			reg.Registrations, len(reg.Devices), reg.Labels)
+	}
+	if st, ok := x.e.ControllerStatus(); !ok || !st.Registered || st.Endpoint != d.ControllerAddr() {
+		t.Errorf("ControllerStatus = %+v, %v; want registered with %s", st, ok, d.ControllerAddr())
+	}
+
+	lease, err := d.AssignLease("ctl-1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitStatus(ctx, "ctl-1", ready); err != nil {
+		t.Fatal(err)
+	}
+	if h := d.Exporter("ctl-1").History; !slices.Contains(h, jumpstarterv1.ExporterStatus_EXPORTER_STATUS_BEFORE_LEASE_HOOK) {
+		t.Errorf("reported statuses %v: no BEFORE_LEASE_HOOK before LEASE_READY", h)
+	}
+	if st, _ := x.e.ControllerStatus(); st.LeaseName != lease || st.ClientName != "alice" {
+		t.Errorf("ControllerStatus lease %q client %q; want %q alice", st.LeaseName, st.ClientName, lease)
+	}
+
+	c1, _ := leaseClient(t, d, lease)
+	c2, r2 := leaseClient(t, d, lease)
+	power := uuidOf(t, c1, "power")
+	if _, err := call(t, c1, power, "on"); err != nil {
+		t.Fatalf("power on through the router: %v", err)
+	}
+	if v, err := call(t, c1, power, "state"); err != nil || v != true {
+		t.Fatalf("state = %v, %v; want true", v, err)
+	}
+	s := openStream(t, r2, uuidOf(t, c2, "net"), "connect")
+	echo(t, s, []byte("hello through the router"))
+	if n := d.Streams(); n < 2 {
+		t.Errorf("router paired %d streams; want one per client connection (2)", n)
+	}
+
+	d.EndLease(lease)
+	if err := d.WaitStatus(ctx, "ctl-1", available); err != nil {
+		t.Fatal(err)
+	}
+	h := d.Exporter("ctl-1").History
+	if i := slices.Index(h, jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AFTER_LEASE_HOOK); i < 0 || h[len(h)-1] != available {
+		t.Errorf("reported statuses %v: want AFTER_LEASE_HOOK, then AVAILABLE last", h)
+	}
+	if _, err := s.Recv(); err == nil {
+		for err == nil {
+			_, err = s.Recv()
+		}
+	}
+	if _, err := c1.GetStatus(t.Context(), &jumpstarterv1.GetStatusRequest{}); err == nil {
+		t.Error("a call on the ended lease's connection succeeded")
+	}
+}
