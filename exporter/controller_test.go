@@ -15,6 +15,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 const (
@@ -210,5 +211,174 @@ export:
 	}
 	if _, err := c1.GetStatus(t.Context(), &jumpstarterv1.GetStatusRequest{}); err == nil {
 		t.Error("a call on the ended lease's connection succeeded")
+	}
+}
+
+// leaseReady assigns a lease and waits until the exporter is LEASE_READY.
+func leaseReady(t *testing.T, ctx context.Context, d *controllertest.Double, exporter, client string) string {
+	t.Helper()
+	var lease string
+	err := d.Wait(ctx, func() bool { return true }) // let a pending AVAILABLE land
+	for err == nil {
+		if lease, err = d.AssignLease(exporter, client); err == nil {
+			break
+		}
+		select { // not AVAILABLE yet: wait for the next change
+		case <-ctx.Done():
+			t.Fatalf("assign lease: %v", err)
+		case <-time.After(20 * time.Millisecond):
+			err = nil
+		}
+	}
+	if err := d.WaitStatus(ctx, exporter, ready); err != nil {
+		t.Fatal(err)
+	}
+	return lease
+}
+
+// TestControllerRestartMidLease: the controller goes away mid-lease and
+// comes back; an open byte stream and the client's connection keep working
+// throughout, the exporter registers again with the same uuids, and the
+// lease ends normally afterwards.
+func TestControllerRestartMidLease(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	token := d.AddExporter("lab", "ctl-r")
+	addr := echoServer(t)
+	x := runControlled(t, writeConfig(t, controlledConfig(d, "ctl-r", token, fmt.Sprintf(`export:
+  power: {type: power}
+  net: {type: tcp, config: {host: 127.0.0.1, port: %d}}
+`, addr.Port))), "power", "network")
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-r", available); err != nil {
+		t.Fatal(err)
+	}
+	lease := leaseReady(t, ctx, d, "ctl-r", "bob")
+	c, r := leaseClient(t, d, lease)
+	s := openStream(t, r, uuidOf(t, c, "net"), "connect")
+	echo(t, s, []byte("before"))
+	before := d.Exporter("ctl-r")
+
+	d.StopController()
+	poll(t, ctx, "the exporter to notice the controller is gone", func() bool {
+		st, _ := x.e.ControllerStatus()
+		return !st.Registered && st.LastError != ""
+	})
+	echo(t, s, []byte("while the controller is down"))
+	power := uuidOf(t, c, "power")
+	if _, err := call(t, c, power, "on"); err != nil {
+		t.Fatalf("a call while the controller is down: %v", err)
+	}
+	if err := d.StartController(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctx, func() bool {
+		return d.Listening(lease) && d.Exporter("ctl-r").Registrations > before.Registrations
+	}); err != nil {
+		t.Fatalf("the exporter did not register and listen on its lease again: %v", err)
+	}
+	after := d.Exporter("ctl-r")
+	for i := range before.Devices {
+		if before.Devices[i].Uuid != after.Devices[i].Uuid {
+			t.Errorf("device %d: uuid %s -> %s across re-registration", i, before.Devices[i].Uuid, after.Devices[i].Uuid)
+		}
+	}
+	echo(t, s, []byte("after"))
+	if v, err := call(t, c, power, "state"); err != nil || v != true {
+		t.Fatalf("state after the restart = %v, %v; want true", v, err)
+	}
+	// A new client connection after the restart goes through.
+	c2, _ := leaseClient(t, d, lease)
+	if _, err := c2.GetReport(t.Context(), &emptypb.Empty{}); err != nil {
+		t.Fatalf("a new connection after the restart: %v", err)
+	}
+	d.EndLease(lease)
+	if err := d.WaitStatus(ctx, "ctl-r", available); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// poll waits for cond, failing the test at ctx's end.
+func poll(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestControllerExporterRestart: an exporter stopped mid-lease says
+// goodbye (OFFLINE, Unregister) without ending the lease; started again it
+// registers with the same uuids, takes the lease back and serves it.
+func TestControllerExporterRestart(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	token := d.AddExporter("lab", "ctl-x")
+	file := writeConfig(t, controlledConfig(d, "ctl-x", token, "export:\n  power: {type: power}\n"))
+	x := runControlled(t, file)
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-x", available); err != nil {
+		t.Fatal(err)
+	}
+	lease := leaseReady(t, ctx, d, "ctl-x", "carol")
+	devices := d.Exporter("ctl-x").Devices
+	x.stop()
+	gone := d.Exporter("ctl-x")
+	if gone.Status != jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE || !gone.Unregistered {
+		t.Fatalf("after stop: status %v, unregistered %v; want OFFLINE and unregistered", gone.Status, gone.Unregistered)
+	}
+	if d.Lease(lease).Ended {
+		t.Fatal("stopping the exporter ended the lease")
+	}
+
+	runControlled(t, file)
+	if err := d.WaitStatus(ctx, "ctl-x", ready); err != nil {
+		t.Fatal(err)
+	}
+	back := d.Exporter("ctl-x")
+	for i := range devices {
+		if devices[i].Uuid != back.Devices[i].Uuid {
+			t.Errorf("device %d: uuid %s -> %s across the restart", i, devices[i].Uuid, back.Devices[i].Uuid)
+		}
+	}
+	c, _ := leaseClient(t, d, lease)
+	if _, err := call(t, c, uuidOf(t, c, "power"), "on"); err != nil {
+		t.Fatalf("a call after the exporter's restart: %v", err)
+	}
+}
+
+// TestControllerFailingHooks: a before-lease hook that fails with
+// onFailure: endLease ends and releases the lease; an after-lease hook
+// that hangs is killed at its timeout. Neither leaves the exporter in a
+// hook state: it is AVAILABLE and takes the next lease.
+func TestControllerFailingHooks(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	token := d.AddExporter("lab", "ctl-h")
+	runControlled(t, writeConfig(t, controlledConfig(d, "ctl-h", token, `hooks:
+  beforeLease: {script: "test -e go-on || exit 3", timeout: 30, onFailure: endLease}
+  afterLease: {script: "sleep 600", timeout: 1}
+export:
+  power: {type: power}
+`)))
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-h", available); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := d.AssignLease("ctl-h", "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctx, func() bool { return d.Lease(lease).Ended }); err != nil {
+		t.Fatal("the lease did not end after its before-lease hook failed")
+	}
+	if err := d.WaitStatus(ctx, "ctl-h", available); err != nil {
+		t.Fatal(err)
+	}
+	if by := d.Lease(lease).ReleasedBy; by != "exporter" {
+		t.Errorf("lease released by %q; want the exporter", by)
+	}
+	if h := d.Exporter("ctl-h").History; !slices.Contains(h, jumpstarterv1.ExporterStatus_EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED) {
+		t.Errorf("reported statuses %v: no BEFORE_LEASE_HOOK_FAILED", h)
 	}
 }

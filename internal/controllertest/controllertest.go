@@ -233,14 +233,14 @@ func (d *Double) Lease(name string) Lease {
 	return *d.leases[name]
 }
 
-// Wait waits until cond holds or ctx ends; cond runs with the double's
-// state locked, after every change.
+// Wait waits until cond holds or ctx ends; cond runs (without the
+// double's lock: it may call Exporter, Lease, ...) after every change.
 func (d *Double) Wait(ctx context.Context, cond func() bool) error {
 	for {
 		d.mu.Lock()
-		ok, ch := cond(), d.changed
+		ch := d.changed
 		d.mu.Unlock()
-		if ok {
+		if cond() {
 			return nil
 		}
 		select {
@@ -253,7 +253,7 @@ func (d *Double) Wait(ctx context.Context, cond func() bool) error {
 
 // WaitStatus waits until the exporter reports st.
 func (d *Double) WaitStatus(ctx context.Context, exporter string, st jumpstarterv1.ExporterStatus) error {
-	err := d.Wait(ctx, func() bool { return d.exporters[exporter].Status == st })
+	err := d.Wait(ctx, func() bool { return d.Exporter(exporter).Status == st })
 	if err != nil {
 		x := d.Exporter(exporter)
 		return fmt.Errorf("exporter %s reports %s (%q), not %s: %w", exporter, x.Status, x.Message, st, err)
