@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -49,6 +50,7 @@ tls: {ca: %q}
 // controlled is an exporter in controller mode that a test runs.
 type controlled struct {
 	e    *exporter.Exporter
+	dir  string // its plugin directory
 	stop func() // stops it as SIGTERM would: Serve returns (goodbye), then Close
 }
 
@@ -59,7 +61,8 @@ func runControlled(t *testing.T, file string, drivers ...string) *controlled {
 	if len(drivers) == 0 {
 		drivers = []string{"power"}
 	}
-	e, err := exporter.New(t.Context(), exporter.Options{ConfigFile: file, PluginDirs: []string{testbin.PluginDir(t, drivers...)}})
+	dir := testbin.PluginDir(t, drivers...)
+	e, err := exporter.New(t.Context(), exporter.Options{ConfigFile: file, PluginDirs: []string{dir}})
 	if err != nil {
 		t.Fatalf("exporter.New: %v", err)
 	}
@@ -71,7 +74,7 @@ func runControlled(t *testing.T, file string, drivers ...string) *controlled {
 	served := make(chan error, 1)
 	go func() { served <- e.Serve(ctx, lis) }()
 	stopped := false
-	c := &controlled{e: e}
+	c := &controlled{e: e, dir: dir}
 	c.stop = func() {
 		if stopped {
 			return
@@ -380,5 +383,142 @@ export:
 	}
 	if h := d.Exporter("ctl-h").History; !slices.Contains(h, jumpstarterv1.ExporterStatus_EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED) {
 		t.Errorf("reported statuses %v: no BEFORE_LEASE_HOOK_FAILED", h)
+	}
+}
+
+// TestControllerSwapUnderLease: a driver binary replaced mid-lease is
+// swapped without ending the lease, and the controller is told the new
+// version by a new registration.
+func TestControllerSwapUnderLease(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	token := d.AddExporter("lab", "ctl-s")
+	x := runControlled(t, writeConfig(t, controlledConfig(d, "ctl-s", token, "export:\n  power: {type: power}\n")))
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-s", available); err != nil {
+		t.Fatal(err)
+	}
+	lease := leaseReady(t, ctx, d, "ctl-s", "erin")
+	c, _ := leaseClient(t, d, lease)
+	power := uuidOf(t, c, "power")
+	regs := d.Exporter("ctl-s").Registrations
+
+	v2 := testbin.Build(t, "./drivers/power/cmd/jumpwire-driver-power", "-ldflags=-X main.version=0.2.0")
+	b, err := os.ReadFile(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(x.dir, ".new")
+	if err := os.WriteFile(tmp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(x.dir, "jumpwire-driver-power")); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := x.e.Reload(t.Context())
+	if err != nil || len(changes) != 1 || changes[0].Err != nil {
+		t.Fatalf("reload: %v, %v", changeLines(changes), err)
+	}
+	version := func() string {
+		for _, dev := range d.Exporter("ctl-s").Devices {
+			if dev.Uuid == power {
+				return dev.Labels["jumpwire.dev/version"]
+			}
+		}
+		return ""
+	}
+	if err := d.Wait(ctx, func() bool { return d.Exporter("ctl-s").Registrations > regs && version() == "0.2.0" }); err != nil {
+		t.Fatalf("the controller holds version %q after the swap; want 0.2.0 from a new registration", version())
+	}
+	if st := d.Exporter("ctl-s"); st.Status != ready || st.LeaseName != lease {
+		t.Fatalf("after the swap: %v, lease %q; want LEASE_READY on %s", st.Status, st.LeaseName, lease)
+	}
+	if _, err := call(t, c, power, "on"); err != nil {
+		t.Fatalf("a call after the swap, on the same connection: %v", err)
+	}
+}
+
+// TestControllerEndSessionOldController: a client's EndSession ends the
+// lease: the after-lease hook runs, then the exporter releases the lease.
+// This controller is an older one: it is not ready for its first calls,
+// has no GetServiceEndpoints, and refuses ReleaseLease from exporters, so
+// the release goes through ReportStatus(release_lease).
+func TestControllerEndSessionOldController(t *testing.T) {
+	d := newDouble(t, controllertest.Options{NotReadyCalls: 3, NoServiceEndpoints: true, OldRelease: true})
+	token := d.AddExporter("lab", "ctl-e")
+	runControlled(t, writeConfig(t, controlledConfig(d, "ctl-e", token, `hooks:
+  afterLease: {script: "echo bye", timeout: 30}
+export:
+  power: {type: power}
+`)))
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-e", available); err != nil {
+		t.Fatal(err)
+	}
+	lease := leaseReady(t, ctx, d, "ctl-e", "frank")
+	c, _ := leaseClient(t, d, lease)
+	r, err := c.EndSession(t.Context(), &jumpstarterv1.EndSessionRequest{})
+	if err != nil || !r.Success {
+		t.Fatalf("EndSession: %v, %v", r, err)
+	}
+	if l := d.Lease(lease); !l.Ended || l.ReleasedBy != "exporter (ReportStatus)" {
+		t.Fatalf("after EndSession: ended %v by %q; want released by the exporter through ReportStatus", l.Ended, l.ReleasedBy)
+	}
+	if err := d.WaitStatus(ctx, "ctl-e", available); err != nil {
+		t.Fatal(err)
+	}
+	h := d.Exporter("ctl-e").History
+	if !slices.Contains(h, jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AFTER_LEASE_HOOK) {
+		t.Errorf("reported statuses %v: no AFTER_LEASE_HOOK", h)
+	}
+	// The next lease is served by a fresh session.
+	lease2 := leaseReady(t, ctx, d, "ctl-e", "frank")
+	c2, _ := leaseClient(t, d, lease2)
+	if v, err := call(t, c2, uuidOf(t, c2, "power"), "state"); err != nil || v != false {
+		t.Fatalf("state in the next lease = %v, %v; want false (a fresh session)", v, err)
+	}
+}
+
+// TestControllerManyExporters: three exporters on one machine register
+// with one controller and are leased one after another; each client
+// reaches its own exporter only.
+func TestControllerManyExporters(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	ctx := waitCtx(t)
+	names := []string{"bench-a", "bench-b", "bench-c"}
+	for _, n := range names {
+		token := d.AddExporter("lab", n)
+		runControlled(t, writeConfig(t, controlledConfig(d, n, token, "export:\n  power: {type: power}\n")))
+	}
+	for _, n := range names {
+		if err := d.WaitStatus(ctx, n, available); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range names {
+		lease := leaseReady(t, ctx, d, n, "client-"+n)
+		c, _ := leaseClient(t, d, lease)
+		rep, err := c.GetReport(t.Context(), &emptypb.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rep.Labels["jumpstarter.dev/name"]; got != n {
+			t.Fatalf("lease on %s reached exporter %q", n, got)
+		}
+		if _, err := call(t, c, uuidOf(t, c, "power"), "on"); err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range names {
+			want := ready
+			if other != n {
+				want = available
+			}
+			if st := d.Exporter(other).Status; st != want {
+				t.Errorf("lease %d on %s: %s is %v, want %v", i, n, other, st, want)
+			}
+		}
+		d.EndLease(lease)
+		if err := d.WaitStatus(ctx, n, available); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
