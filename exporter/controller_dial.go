@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -150,7 +150,7 @@ func dialController(cfg *config.Config, tlsCfg *tls.Config, chanOpts []grpc.Dial
 	if _, _, err := net.SplitHostPort(cfg.Endpoint); err != nil {
 		return nil, fmt.Errorf("exporter: endpoint %q: want HOST:PORT: %w", cfg.Endpoint, err)
 	}
-	opts := append(wire.DialOptions(wire.TCP|wire.TLS),
+	opts := append(protocol.DialOptions(protocol.TCP|protocol.TLS),
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithPerRPCCredentials(exporterCredentials(cfg)))
 	opts = append(opts, chanOpts...)
@@ -163,7 +163,7 @@ func dialController(cfg *config.Config, tlsCfg *tls.Config, chanOpts []grpc.Dial
 
 // dialRouter opens a connection to a router for one client connection.
 func dialRouter(endpoint, token string, tlsCfg *tls.Config, chanOpts []grpc.DialOption) (*grpc.ClientConn, error) {
-	opts := append(wire.DialOptions(wire.TCP|wire.TLS),
+	opts := append(protocol.DialOptions(protocol.TCP|protocol.TLS),
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithPerRPCCredentials(routerCredentials(token)))
 	opts = append(opts, chanOpts...)

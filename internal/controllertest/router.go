@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/jumpwire-dev/jumpwire/internal/routerconn"
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -151,7 +151,7 @@ func (d *Double) Connect(lease string) (*grpc.ClientConn, error) {
 		}
 		return d.routerStream(ctx, resp.RouterEndpoint, resp.RouterToken)
 	}
-	opts := append(wire.DialOptions(wire.TCP),
+	opts := append(protocol.DialOptions(protocol.TCP),
 		grpc.WithContextDialer(dialer),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	return grpc.NewClient("passthrough:///"+lease, opts...)
@@ -161,7 +161,7 @@ func (d *Double) Connect(lease string) (*grpc.ClientConn, error) {
 func (d *Double) routerStream(ctx context.Context, endpoint, token string) (net.Conn, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(d.tls.certPEM)
-	opts := append(wire.DialOptions(wire.TCP|wire.TLS),
+	opts := append(protocol.DialOptions(protocol.TCP|protocol.TLS),
 		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})),
 		grpc.WithPerRPCCredentials(tokenCreds(token)))
 	conn, err := grpc.NewClient(endpoint, opts...)

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jumpwire-dev/jumpwire/internal/wire"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"google.golang.org/grpc"
 )
 
@@ -36,7 +36,7 @@ type Conn struct {
 	remote net.Addr
 
 	rmu sync.Mutex // one reader
-	cur *wire.Frame
+	cur *protocol.Frame
 	eof bool
 
 	wmu       sync.Mutex // one writer at a time
@@ -83,7 +83,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if c.eof {
 			return 0, io.EOF
 		}
-		f := new(wire.Frame)
+		f := new(protocol.Frame)
 		if err := c.stream.RecvMsg(f); err != nil {
 			c.eof = true
 			if errors.Is(err, io.EOF) {
@@ -92,12 +92,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("router stream: %w", err)
 		}
 		switch f.Kind() {
-		case wire.KindData:
+		case protocol.KindData:
 			c.cur = f
-		case wire.KindGoaway:
+		case protocol.KindGoaway:
 			f.Free()
 			c.eof = true
-		case wire.KindRST:
+		case protocol.KindRST:
 			f.Free()
 			c.eof = true
 			return 0, errors.New("router stream: reset by the other end")
@@ -117,7 +117,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := c.stream.SendMsg(wire.Data(p)); err != nil {
+	if err := c.stream.SendMsg(protocol.Data(p)); err != nil {
 		return 0, fmt.Errorf("router stream: %w", err)
 	}
 	return len(p), nil
@@ -131,7 +131,7 @@ func (c *Conn) CloseWrite() error {
 		return nil
 	}
 	c.wclosed = true
-	err := c.stream.SendMsg(wire.Control(wire.KindGoaway))
+	err := c.stream.SendMsg(protocol.Control(protocol.KindGoaway))
 	if cs, ok := c.stream.(grpc.ClientStream); ok {
 		_ = cs.CloseSend()
 	}
