@@ -34,10 +34,10 @@ const (
 	retryMax = 5 * time.Second
 	// callTimeout bounds each unary call to the controller.
 	callTimeout = 10 * time.Second
-	// releaseWindow is how long a lease's release is retried before the
-	// exporter carries on (and retries when the controller says the lease
-	// is still on).
-	releaseWindow = 30 * time.Second
+	// releaseWindow is how long a lease's release is retried at the lease's
+	// end before the exporter carries on; it tries again whenever the
+	// controller says the lease is still on (after it comes back, say).
+	releaseWindow = 5 * time.Second
 	// goodbyeTimeout bounds the OFFLINE report and Unregister at shutdown.
 	goodbyeTimeout = 10 * time.Second
 )

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -358,12 +359,13 @@ func TestControllerExporterRestart(t *testing.T) {
 func TestControllerFailingHooks(t *testing.T) {
 	d := newDouble(t, controllertest.Options{})
 	token := d.AddExporter("lab", "ctl-h")
-	runControlled(t, writeConfig(t, controlledConfig(d, "ctl-h", token, `hooks:
+	file := writeConfig(t, controlledConfig(d, "ctl-h", token, `hooks:
   beforeLease: {script: "test -e go-on || exit 3", timeout: 30, onFailure: endLease}
   afterLease: {script: "sleep 600", timeout: 1}
 export:
   power: {type: power}
-`)))
+`))
+	runControlled(t, file)
 	ctx := waitCtx(t)
 	if err := d.WaitStatus(ctx, "ctl-h", available); err != nil {
 		t.Fatal(err)
@@ -384,6 +386,62 @@ export:
 	if h := d.Exporter("ctl-h").History; !slices.Contains(h, jumpstarterv1.ExporterStatus_EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED) {
 		t.Errorf("reported statuses %v: no BEFORE_LEASE_HOOK_FAILED", h)
 	}
+
+	// The next lease gets past its hook; its after-lease hook hangs.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(file), "go-on"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lease2 := leaseReady(t, ctx, d, "ctl-h", "dave")
+	d.EndLease(lease2)
+	if err := d.WaitStatus(ctx, "ctl-h", available); err != nil {
+		t.Fatal(err)
+	}
+	if x := d.Exporter("ctl-h"); !strings.Contains(x.Message, "afterLease hook timed out") {
+		t.Errorf("AVAILABLE with message %q; want it to say the after-lease hook timed out", x.Message)
+	}
+}
+
+// TestControllerEndSessionDuringOutage: a client ends its session while
+// the controller is down (the router still carries it): the after-lease
+// hook runs and the exporter is AVAILABLE at once; the release that could
+// not get through is made when the controller is back.
+func TestControllerEndSessionDuringOutage(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	token := d.AddExporter("lab", "ctl-o")
+	x := runControlled(t, writeConfig(t, controlledConfig(d, "ctl-o", token, "export:\n  power: {type: power}\n")))
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-o", available); err != nil {
+		t.Fatal(err)
+	}
+	lease := leaseReady(t, ctx, d, "ctl-o", "grace")
+	c, _ := leaseClient(t, d, lease)
+	if _, err := c.GetReport(t.Context(), &emptypb.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	d.StopController()
+	r, err := c.EndSession(t.Context(), &jumpstarterv1.EndSessionRequest{})
+	if err != nil || !r.Success {
+		t.Fatalf("EndSession while the controller is down: %v, %v", r, err)
+	}
+	if st, _ := x.e.Status(); st.Status != available {
+		t.Fatalf("after EndSession the exporter is %v, want AVAILABLE", st.Status)
+	}
+	if d.Lease(lease).Ended {
+		t.Fatal("the lease ended while the controller was down")
+	}
+	if err := d.StartController(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctx, func() bool { return d.Lease(lease).Ended }); err != nil {
+		t.Fatalf("the lease was not released after the controller came back: %v", err)
+	}
+	if by := d.Lease(lease).ReleasedBy; by != "exporter" {
+		t.Errorf("lease released by %q; want the exporter", by)
+	}
+	if err := d.WaitStatus(ctx, "ctl-o", available); err != nil {
+		t.Fatal(err)
+	}
+	leaseReady(t, ctx, d, "ctl-o", "grace") // and it takes the next one
 }
 
 // TestControllerSwapUnderLease: a driver binary replaced mid-lease is

@@ -39,7 +39,6 @@ type lease struct {
 
 // endRequest is a client's EndSession, answered once the lease is over.
 type endRequest struct {
-	ctx   context.Context
 	reply chan endReply
 }
 
@@ -295,7 +294,7 @@ func (l *controllerLink) serveClient(ls *lease, resp *jumpstarterv1.ListenRespon
 // endSession is a client's EndSession in controller mode: the lease ends
 // (after-lease hook, release) and the answer comes once it has.
 func (l *controllerLink) endSession(ctx context.Context) (bool, string) {
-	r := endRequest{ctx: ctx, reply: make(chan endReply, 1)}
+	r := endRequest{reply: make(chan endReply, 1)}
 	select {
 	case l.endReqs <- r:
 	case <-ctx.Done():
