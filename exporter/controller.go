@@ -187,6 +187,14 @@ func (l *controllerLink) recovered() bool {
 	return was
 }
 
+// answered notes a call that went through, and says so once after an
+// outage.
+func (l *controllerLink) answered() {
+	if l.recovered() {
+		l.log.Info("the controller answers again", "endpoint", l.cfg.Endpoint)
+	}
+}
+
 // Status returns the link's state for `jw status`.
 func (l *controllerLink) Status() ControllerStatus {
 	l.mu.Lock()
@@ -219,7 +227,8 @@ func (l *controllerLink) run(ctx context.Context) {
 }
 
 // connect registers and follows the Status stream until it breaks. up says
-// whether it got as far as registering.
+// whether the stream delivered anything (the next attempt then starts
+// from the shortest wait).
 func (l *controllerLink) connect(ctx context.Context) (up bool, err error) {
 	if err := l.register(ctx); err != nil {
 		return false, err
@@ -247,13 +256,14 @@ func (l *controllerLink) connect(ctx context.Context) (up bool, err error) {
 	}()
 	stream, err := l.ctl.Status(ctx, &jumpstarterv1.StatusRequest{})
 	if err != nil {
-		return true, fmt.Errorf("status stream: %w", err)
+		return false, fmt.Errorf("status stream: %w", err)
 	}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
-			return true, fmt.Errorf("status stream: %w", err)
+			return up, fmt.Errorf("status stream: %w", err)
 		}
+		up = true
 		l.log.Debug("lease state from the controller", "leased", msg.GetLeased(), "lease", msg.GetLeaseName(), "client", msg.GetClientName())
 		l.mu.Lock()
 		l.want = msg
@@ -279,8 +289,10 @@ func (l *controllerLink) register(ctx context.Context) error {
 	first := !l.registeredOnce
 	l.registeredOnce, l.st.Registered = true, true
 	l.mu.Unlock()
-	if l.recovered() && !first {
-		l.log.Info("the controller answers again; registered", "endpoint", l.cfg.Endpoint)
+	if first {
+		l.recovered() // "registered" says it
+	} else {
+		l.answered()
 	}
 	kick(l.resend)
 	if first {
@@ -338,6 +350,7 @@ func (l *controllerLink) report(ctx context.Context) {
 			}
 			n = 0
 			sent = st.StatusVersion
+			l.answered()
 			l.log.Debug("status reported", "status", statusName(st.Status), "message", st.GetMessage())
 		}
 		select {

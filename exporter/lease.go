@@ -35,6 +35,10 @@ type lease struct {
 	cancel       context.CancelFunc
 	lis          *routerconn.Listener
 	srv          *grpc.Server
+	// ready is closed once the before-lease hook is over: client
+	// connections announced before then wait, as upstream's exporter
+	// holds them.
+	ready chan struct{}
 }
 
 // endRequest is a client's EndSession, answered once the lease is over.
@@ -127,7 +131,7 @@ func (l *controllerLink) setLease(ls *lease) {
 func (l *controllerLink) beginLease(ctx context.Context, name, client string) *lease {
 	e := l.e
 	l.log.Info("lease started", "lease", name, "client", client)
-	ls := &lease{name: name, client: client, lis: routerconn.NewListener(routerconn.Addr("lease " + name))}
+	ls := &lease{name: name, client: client, lis: routerconn.NewListener(routerconn.Addr("lease " + name)), ready: make(chan struct{})}
 	ls.ctx, ls.cancel = context.WithCancel(ctx)
 	ls.srv = e.newServer(ls.lis, false)
 	go func() { _ = ls.srv.Serve(ls.lis) }()
@@ -149,6 +153,7 @@ func (l *controllerLink) beginLease(ctx context.Context, name, client string) *l
 		return nil
 	}
 	e.beginLease(ls.ctx)
+	close(ls.ready)
 	st, _ := e.Status()
 	switch {
 	case st.Status == jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY:
@@ -254,7 +259,14 @@ func (l *controllerLink) listen(ls *lease) {
 			resp, err = stream.Recv()
 			if err == nil {
 				n = 0
-				go l.serveClient(ls, resp)
+				l.answered()
+				go func() {
+					select {
+					case <-ls.ready:
+						l.serveClient(ls, resp)
+					case <-ls.ctx.Done():
+					}
+				}()
 			}
 		}
 		if ls.ctx.Err() != nil {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,13 +140,14 @@ func (d *Double) Streams() int {
 	return d.router.streams
 }
 
-// Connect is a client of a lease: each connection it makes Dials (as
-// upstream's client does) and runs over its own router stream. The
-// returned connection serves the exporter's ExporterService and
-// RouterService. Close it when done.
+// Connect is a client of a lease: each connection it makes Dials and runs
+// over its own router stream, as upstream's client does (client/lease.py),
+// which retries Dial with backoff for up to a minute while the exporter is
+// not ready or not listening yet. The returned connection serves the
+// exporter's ExporterService and RouterService. Close it when done.
 func (d *Double) Connect(lease string) (*grpc.ClientConn, error) {
 	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
-		resp, err := d.dial(ctx, lease)
+		resp, err := d.dialWithRetry(ctx, lease)
 		if err != nil {
 			return nil, err
 		}
@@ -155,6 +157,27 @@ func (d *Double) Connect(lease string) (*grpc.ClientConn, error) {
 		grpc.WithContextDialer(dialer),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	return grpc.NewClient("passthrough:///"+lease, opts...)
+}
+
+// dialWithRetry retries Dial as upstream's client does.
+func (d *Double) dialWithRetry(ctx context.Context, lease string) (*jumpstarterv1.DialResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	delay := 100 * time.Millisecond
+	for {
+		resp, err := d.dial(ctx, lease)
+		retry := status.Code(err) == codes.Unavailable ||
+			status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "not ready")
+		if err == nil || !retry {
+			return resp, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, err
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // routerStream opens the client's side of a router stream, as a net.Conn.
