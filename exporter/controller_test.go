@@ -580,3 +580,22 @@ func TestControllerManyExporters(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerConfigProblems: controller settings that cannot work are
+// refused at start, each with the key to fix.
+func TestControllerConfigProblems(t *testing.T) {
+	for _, tc := range []struct{ name, settings, want string }{
+		{"no token", "endpoint: 127.0.0.1:1\n", "token: endpoint is set but token is empty"},
+		{"bad ca", "endpoint: 127.0.0.1:1\ntoken: t\ntls: {ca: \"not base64!\"}\n", "tls.ca: exporter: tls.ca is neither base64 nor PEM"},
+		{"ca without certificate", "endpoint: 127.0.0.1:1\ntoken: t\ntls: {ca: " + base64.StdEncoding.EncodeToString([]byte("hello")) + "}\n", "tls.ca: exporter: tls.ca holds no PEM certificate"},
+		{"no port", "endpoint: controller.example.com\ntoken: t\n", `endpoint: exporter: endpoint "controller.example.com": want HOST:PORT`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeConfig(t, header+tc.settings+"export:\n  power: {type: power}\n")
+			_, err := exporter.New(t.Context(), exporter.Options{ConfigFile: file, PluginDirs: []string{testbin.PluginDir(t, "power")}})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
