@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,6 +72,20 @@ export:
 	r := jw(t, "unix://"+sock, "status")
 	if line := fmt.Sprintf("controller %s: registered; lease %s held by alice\n", d.ControllerAddr(), lease); !strings.Contains(r.stdout, line) {
 		t.Errorf("jw status during the lease:\n%s\nwant a line %q", r.stdout, line)
+	}
+
+	var doc struct {
+		Status     string `json:"status"`
+		Controller struct {
+			Endpoint, Lease, Client string
+			Registered              bool
+		} `json:"controller"`
+	}
+	if err := json.Unmarshal([]byte(jw(t, "unix://"+sock, "-o", "json", "status").stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if c := doc.Controller; doc.Status != "LEASE_READY" || !c.Registered || c.Lease != lease || c.Client != "alice" || c.Endpoint != d.ControllerAddr() {
+		t.Errorf("jw -o json status: %+v", doc)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
