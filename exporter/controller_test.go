@@ -599,3 +599,38 @@ func TestControllerConfigProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestControllerExitOnLeaseEnd: with exitOnLeaseEnd the exporter serves
+// one lease, then says goodbye and Serve returns without an error.
+func TestControllerExitOnLeaseEnd(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	token := d.AddExporter("lab", "ctl-once")
+	file := writeConfig(t, controlledConfig(d, "ctl-once", token, "exitOnLeaseEnd: true\nexport:\n  power: {type: power}\n"))
+	e, err := exporter.New(t.Context(), exporter.Options{ConfigFile: file, PluginDirs: []string{testbin.PluginDir(t, "power")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	lis, err := exporter.Listen("unix://" + filepath.Join(t.TempDir(), "e.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(t.Context(), lis) }()
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-once", available); err != nil {
+		t.Fatal(err)
+	}
+	d.EndLease(leaseReady(t, ctx, d, "ctl-once", "heidi"))
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve after the lease: %v, want nil", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the exporter kept serving after its lease")
+	}
+	if x := d.Exporter("ctl-once"); !x.Unregistered {
+		t.Errorf("after exiting the controller has %v, unregistered %v", x.Status, x.Unregistered)
+	}
+}

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 // server that serves each client connection the router carries. Its end
 // runs the after-lease hook, releases the lease, reports AVAILABLE and
 // starts the next fresh session.
+
+// errExitOnLeaseEnd stops Serve, without an error, after a lease when the
+// config says exitOnLeaseEnd (a supervisor starts a fresh exporter).
+var errExitOnLeaseEnd = errors.New("exporter: the lease ended and the config says exitOnLeaseEnd")
 
 // endedMemory is how many ended lease names the worker remembers, so that a
 // controller still saying "leased" for a lease this exporter ended does
@@ -208,6 +213,14 @@ func (l *controllerLink) endLease(ctx context.Context, ls *lease, release, runAf
 	}
 	l.log.Info("lease ended", "lease", ls.name, "why", why)
 	if closed || e.exiting() || ctx.Err() != nil {
+		return msg
+	}
+	if e.Config().ExitOnLeaseEnd {
+		l.log.Info("the config says exitOnLeaseEnd: the exporter stops")
+		select {
+		case e.fatal <- errExitOnLeaseEnd:
+		default:
+		}
 		return msg
 	}
 	if err := e.startSession(ctx); err != nil {

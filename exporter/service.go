@@ -82,6 +82,9 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 	err := srv.Serve(lis)
 	select {
 	case err := <-fatal:
+		if errors.Is(err, errExitOnLeaseEnd) {
+			return nil
+		}
 		return err
 	default:
 	}
