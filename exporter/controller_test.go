@@ -219,7 +219,7 @@ export:
 }
 
 // leaseReady assigns a lease and waits until the exporter is LEASE_READY.
-func leaseReady(t *testing.T, ctx context.Context, d *controllertest.Double, exporter, client string) string {
+func leaseReady(ctx context.Context, t *testing.T, d *controllertest.Double, exporter, client string) string {
 	t.Helper()
 	var lease string
 	err := d.Wait(ctx, func() bool { return true }) // let a pending AVAILABLE land
@@ -256,14 +256,14 @@ func TestControllerRestartMidLease(t *testing.T) {
 	if err := d.WaitStatus(ctx, "ctl-r", available); err != nil {
 		t.Fatal(err)
 	}
-	lease := leaseReady(t, ctx, d, "ctl-r", "bob")
+	lease := leaseReady(ctx, t, d, "ctl-r", "bob")
 	c, r := leaseClient(t, d, lease)
 	s := openStream(t, r, uuidOf(t, c, "net"), "connect")
 	echo(t, s, []byte("before"))
 	before := d.Exporter("ctl-r")
 
 	d.StopController()
-	poll(t, ctx, "the exporter to notice the controller is gone", func() bool {
+	poll(ctx, t, "the exporter to notice the controller is gone", func() bool {
 		st, _ := x.e.ControllerStatus()
 		return !st.Registered && st.LastError != ""
 	})
@@ -302,7 +302,7 @@ func TestControllerRestartMidLease(t *testing.T) {
 }
 
 // poll waits for cond, failing the test at ctx's end.
-func poll(t *testing.T, ctx context.Context, what string, cond func() bool) {
+func poll(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for !cond() {
 		select {
@@ -325,7 +325,7 @@ func TestControllerExporterRestart(t *testing.T) {
 	if err := d.WaitStatus(ctx, "ctl-x", available); err != nil {
 		t.Fatal(err)
 	}
-	lease := leaseReady(t, ctx, d, "ctl-x", "carol")
+	lease := leaseReady(ctx, t, d, "ctl-x", "carol")
 	devices := d.Exporter("ctl-x").Devices
 	x.stop()
 	gone := d.Exporter("ctl-x")
@@ -391,7 +391,7 @@ export:
 	if err := os.WriteFile(filepath.Join(filepath.Dir(file), "go-on"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lease2 := leaseReady(t, ctx, d, "ctl-h", "dave")
+	lease2 := leaseReady(ctx, t, d, "ctl-h", "dave")
 	d.EndLease(lease2)
 	if err := d.WaitStatus(ctx, "ctl-h", available); err != nil {
 		t.Fatal(err)
@@ -413,7 +413,7 @@ func TestControllerEndSessionDuringOutage(t *testing.T) {
 	if err := d.WaitStatus(ctx, "ctl-o", available); err != nil {
 		t.Fatal(err)
 	}
-	lease := leaseReady(t, ctx, d, "ctl-o", "grace")
+	lease := leaseReady(ctx, t, d, "ctl-o", "grace")
 	c, _ := leaseClient(t, d, lease)
 	if _, err := c.GetReport(t.Context(), &emptypb.Empty{}); err != nil {
 		t.Fatal(err)
@@ -441,7 +441,7 @@ func TestControllerEndSessionDuringOutage(t *testing.T) {
 	if err := d.WaitStatus(ctx, "ctl-o", available); err != nil {
 		t.Fatal(err)
 	}
-	leaseReady(t, ctx, d, "ctl-o", "grace") // and it takes the next one
+	leaseReady(ctx, t, d, "ctl-o", "grace") // and it takes the next one
 }
 
 // TestControllerSwapUnderLease: a driver binary replaced mid-lease is
@@ -455,7 +455,7 @@ func TestControllerSwapUnderLease(t *testing.T) {
 	if err := d.WaitStatus(ctx, "ctl-s", available); err != nil {
 		t.Fatal(err)
 	}
-	lease := leaseReady(t, ctx, d, "ctl-s", "erin")
+	lease := leaseReady(ctx, t, d, "ctl-s", "erin")
 	c, _ := leaseClient(t, d, lease)
 	power := uuidOf(t, c, "power")
 	regs := d.Exporter("ctl-s").Registrations
@@ -512,7 +512,7 @@ export:
 	if err := d.WaitStatus(ctx, "ctl-e", available); err != nil {
 		t.Fatal(err)
 	}
-	lease := leaseReady(t, ctx, d, "ctl-e", "frank")
+	lease := leaseReady(ctx, t, d, "ctl-e", "frank")
 	c, _ := leaseClient(t, d, lease)
 	r, err := c.EndSession(t.Context(), &jumpstarterv1.EndSessionRequest{})
 	if err != nil || !r.Success {
@@ -529,7 +529,7 @@ export:
 		t.Errorf("reported statuses %v: no AFTER_LEASE_HOOK", h)
 	}
 	// The next lease is served by a fresh session.
-	lease2 := leaseReady(t, ctx, d, "ctl-e", "frank")
+	lease2 := leaseReady(ctx, t, d, "ctl-e", "frank")
 	c2, _ := leaseClient(t, d, lease2)
 	if v, err := call(t, c2, uuidOf(t, c2, "power"), "state"); err != nil || v != false {
 		t.Fatalf("state in the next lease = %v, %v; want false (a fresh session)", v, err)
@@ -553,7 +553,7 @@ func TestControllerManyExporters(t *testing.T) {
 		}
 	}
 	for i, n := range names {
-		lease := leaseReady(t, ctx, d, n, "client-"+n)
+		lease := leaseReady(ctx, t, d, n, "client-"+n)
 		c, _ := leaseClient(t, d, lease)
 		rep, err := c.GetReport(t.Context(), &emptypb.Empty{})
 		if err != nil {
@@ -621,7 +621,7 @@ func TestControllerExitOnLeaseEnd(t *testing.T) {
 	if err := d.WaitStatus(ctx, "ctl-once", available); err != nil {
 		t.Fatal(err)
 	}
-	d.EndLease(leaseReady(t, ctx, d, "ctl-once", "heidi"))
+	d.EndLease(leaseReady(ctx, t, d, "ctl-once", "heidi"))
 	select {
 	case err := <-served:
 		if err != nil {

@@ -248,7 +248,7 @@ func (l *controllerLink) remember(name string) {
 // stopGrace first, in the background.
 func (l *controllerLink) stopServing(ls *lease, graceful bool) {
 	l.setLease(nil)
-	ls.lis.Close()
+	_ = ls.lis.Close()
 	if !graceful {
 		ls.srv.Stop()
 		ls.cancel()
