@@ -55,14 +55,21 @@ type controlled struct {
 	stop func() // stops it as SIGTERM would: Serve returns (goodbye), then Close
 }
 
-// runControlled starts an exporter on a config file (and stops it when the
-// test ends, unless the test did).
+// runControlled starts an exporter on a config file with the named plugins
+// (default power; "faulty" is the faulty test plugin), and stops it when
+// the test ends unless the test did.
 func runControlled(t *testing.T, file string, drivers ...string) *controlled {
 	t.Helper()
 	if len(drivers) == 0 {
 		drivers = []string{"power"}
 	}
-	dir := testbin.PluginDir(t, drivers...)
+	faulty := slices.Contains(drivers, "faulty")
+	dir := testbin.PluginDir(t, slices.DeleteFunc(drivers, func(d string) bool { return d == "faulty" })...)
+	if faulty {
+		if err := os.Link(testbin.Build(t, "./internal/testplugins/faulty"), filepath.Join(dir, "jumpwire-driver-faulty")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e, err := exporter.New(t.Context(), exporter.Options{ConfigFile: file, PluginDirs: []string{dir}})
 	if err != nil {
 		t.Fatalf("exporter.New: %v", err)
@@ -632,5 +639,42 @@ func TestControllerExitOnLeaseEnd(t *testing.T) {
 	}
 	if x := d.Exporter("ctl-once"); !x.Unregistered {
 		t.Errorf("after exiting the controller has %v, unregistered %v", x.Status, x.Unregistered)
+	}
+}
+
+// TestControllerDriversFailToRestart: when the session for the next lease
+// cannot start (a driver rejects its config now), the exporter reports
+// OFFLINE with the reason, keeps trying, and is AVAILABLE again once the
+// drivers start.
+func TestControllerDriversFailToRestart(t *testing.T) {
+	d := newDouble(t, controllertest.Options{})
+	token := d.AddExporter("lab", "ctl-f")
+	stop := filepath.Join(t.TempDir(), "stop")
+	runControlled(t, writeConfig(t, controlledConfig(d, "ctl-f", token, fmt.Sprintf(
+		"export:\n  power: {type: power}\n  faulty: {type: faulty, config: {fail_if_exists: %q}}\n", stop))), "power", "faulty")
+	ctx := waitCtx(t)
+	if err := d.WaitStatus(ctx, "ctl-f", available); err != nil {
+		t.Fatal(err)
+	}
+	lease := leaseReady(ctx, t, d, "ctl-f", "ivan")
+	if err := os.WriteFile(stop, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.EndLease(lease)
+	if err := d.WaitStatus(ctx, "ctl-f", jumpstarterv1.ExporterStatus_EXPORTER_STATUS_OFFLINE); err != nil {
+		t.Fatal(err)
+	}
+	if msg := d.Exporter("ctl-f").Message; !strings.Contains(msg, "exists") {
+		t.Errorf("OFFLINE with message %q; want the driver's reason", msg)
+	}
+	if err := os.Remove(stop); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitStatus(ctx, "ctl-f", available); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := leaseClient(t, d, leaseReady(ctx, t, d, "ctl-f", "ivan"))
+	if _, err := call(t, c, uuidOf(t, c, "faulty"), "ok"); err != nil {
+		t.Fatalf("a call in the lease after the drivers came back: %v", err)
 	}
 }

@@ -58,9 +58,31 @@ type endReply struct {
 
 // leases is the lease worker.
 func (l *controllerLink) leases(ctx context.Context) {
-	var cur *lease
+	var (
+		cur     *lease
+		retry   *time.Timer // restarts the drivers when no session could start
+		retryC  <-chan time.Time
+		retries int
+	)
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
+		if cur == nil && retryC == nil && l.noSession() {
+			retry = time.NewTimer(6 * retryDelay(retries)) // about 1 s, growing to 30 s
+			retryC = retry.C
+		}
 		select {
+		case <-retryC:
+			retryC = nil
+			if l.restartSession(ctx) {
+				retries = 0
+			} else {
+				retries++
+			}
+			continue
 		case <-ctx.Done():
 			if cur != nil {
 				// The exporter stops, the lease goes on: after a restart the
@@ -81,6 +103,34 @@ func (l *controllerLink) leases(ctx context.Context) {
 		}
 		cur = l.reconcile(ctx, cur)
 	}
+}
+
+// noSession reports whether the exporter, neither closing nor exiting, has
+// no session for the next lease (the last one failed to start).
+func (l *controllerLink) noSession() bool {
+	e := l.e
+	e.mu.Lock()
+	missing := e.sess == nil && !e.closed
+	e.mu.Unlock()
+	return missing && !e.exiting()
+}
+
+// restartSession tries again to start the session the next lease needs,
+// and reports AVAILABLE when it starts.
+func (l *controllerLink) restartSession(ctx context.Context) bool {
+	e := l.e
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if !l.noSession() {
+		return true
+	}
+	if err := e.startSession(ctx); err != nil {
+		l.log.Debug("the drivers still fail to start", "error", err)
+		return false
+	}
+	l.log.Info("the drivers started again; the exporter is available")
+	e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE, "the drivers started again")
+	return true
 }
 
 // reconcile brings what is served in line with the controller's word.
