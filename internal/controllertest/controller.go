@@ -183,6 +183,26 @@ func (c *controller) Listen(req *jumpstarterv1.ListenRequest, stream jumpstarter
 	}
 }
 
+// Dial gives a client holding a lease a router address and token, and
+// announces the same to the exporter's Listen.
+func (c *controller) Dial(ctx context.Context, req *jumpstarterv1.DialRequest) (*jumpstarterv1.DialResponse, error) {
+	d := c.d
+	d.mu.Lock()
+	client, err := d.clientOf(ctx)
+	var holder string
+	if l, ok := d.leases[req.LeaseName]; ok {
+		holder = l.Client
+	}
+	d.mu.Unlock()
+	switch {
+	case err != nil:
+		return nil, err
+	case holder != client:
+		return nil, status.Error(codes.Unknown, "permission denied") // upstream: a plain error
+	}
+	return d.dial(ctx, req.LeaseName)
+}
+
 // Listening reports whether the exporter holding lease listens on it.
 func (d *Double) Listening(lease string) bool {
 	d.mu.Lock()

@@ -25,10 +25,15 @@
 //     forwards every frame as it came, frame type included, until either
 //     side fails or both have finished.
 //
+// Clients: Dial authenticates `jumpstarter-kind: Client` and a client token
+// (AddClient) and requires the lease to be the caller's.
+//
 // What it does not model: Kubernetes (objects live in memory), JWT
 // signatures and expiry (a token is an opaque random string), label
-// selectors and lease durations (a test assigns and ends leases), router
-// selection by labels, the exporter-offline timeout, and telemetry.
+// selectors, lease durations and the client-facing lease calls
+// (RequestLease, GetLease, upstream's client.v1 ClientService: a test
+// assigns and ends leases), router selection by labels, the
+// exporter-offline timeout, and telemetry.
 package controllertest
 
 import (
@@ -98,6 +103,7 @@ type Double struct {
 
 	mu        sync.Mutex
 	exporters map[string]*Exporter // by name
+	clients   map[string]string    // token -> client name
 	leases    map[string]*Lease
 	listeners map[string]*listenQueue // by lease
 	changed   chan struct{}           // closed and replaced at every change
@@ -123,6 +129,7 @@ func New(opts Options) (*Double, error) {
 	d := &Double{
 		opts: opts, tls: pair,
 		exporters: map[string]*Exporter{},
+		clients:   map[string]string{},
 		leases:    map[string]*Lease{},
 		listeners: map[string]*listenQueue{},
 		changed:   make(chan struct{}),
@@ -214,6 +221,16 @@ func (d *Double) AddExporter(namespace, name string) (token string) {
 		Namespace: namespace, Name: name, Token: token, UID: randomToken()[:16],
 		Status: jumpstarterv1.ExporterStatus_EXPORTER_STATUS_UNSPECIFIED,
 	}
+	return token
+}
+
+// AddClient creates a client object; its token is what the client's
+// config must carry (`jumpstarter-kind: Client`).
+func (d *Double) AddClient(name string) (token string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	token = randomToken()
+	d.clients[token] = name
 	return token
 }
 
@@ -376,6 +393,23 @@ func (d *Double) exporterOf(ctx context.Context) (*Exporter, error) {
 	}
 	x.LastSeen = time.Now()
 	return x, nil
+}
+
+// clientOf authenticates a client's call; d.mu must be held.
+func (d *Double) clientOf(ctx context.Context) (string, error) {
+	token, err := bearer(ctx)
+	if err != nil {
+		return "", err
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	name, ok := d.clients[token]
+	switch {
+	case !ok:
+		return "", status.Error(codes.Unauthenticated, "failed to authenticate token")
+	case len(md.Get("jumpstarter-kind")) != 1 || md.Get("jumpstarter-kind")[0] != "Client":
+		return "", status.Error(codes.InvalidArgument, "object kind mismatch")
+	}
+	return name, nil
 }
 
 // statusOf is the Status stream's message for an exporter; d.mu held.
