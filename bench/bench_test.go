@@ -40,6 +40,18 @@ func TestBenchmarks(t *testing.T) {
 		power.stop()
 		bare.stop()
 	})
+	t.Run("Router", func(t *testing.T) {
+		t.Parallel()
+		l := leasedExporter(t)
+		power, sink := lookup(t, l.router, "power"), lookup(t, l.router, "sink")
+		timedCall(t.Context(), t, "router", clientCaller(l.router, power, "state"))
+		timedCall(t.Context(), t, "direct", clientCaller(l.direct, power, "state"))
+		for name, s := range map[string]streamer{"router": clientStreamer(l.router, sink), "direct": clientStreamer(l.direct, sink)} {
+			if _, err := s(t.Context(), "sink", 1<<20, 64<<10); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
 	t.Run("IdleRSS", func(t *testing.T) {
 		t.Parallel()
 		m := measureExporter(t.Context(), t, 2)

@@ -29,3 +29,14 @@ func (c *Client) Reload(ctx context.Context) (*adminv1.ReloadResponse, error) {
 	}
 	return resp, nil
 }
+
+// Controller describes the exporter's link to a Jumpstarter controller
+// (Enabled is false outside controller mode). It is served on the
+// exporter's local unix socket only.
+func (c *Client) Controller(ctx context.Context) (*adminv1.ControllerResponse, error) {
+	resp, err := adminv1.NewAdminClient(c.conn).Controller(ctx, &adminv1.ControllerRequest{})
+	if err != nil {
+		return nil, c.wrap(ctx, "controller status", err)
+	}
+	return resp, nil
+}

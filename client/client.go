@@ -122,6 +122,15 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	}, nil
 }
 
+// FromConn returns a Client on a gRPC connection made elsewhere, for
+// transports Dial does not make (a connection carried by a Jumpstarter
+// router, say). name names the exporter in errors. The connection should
+// use protocol.DialOptions, whose codec byte streams need. Closing the
+// Client closes conn.
+func FromConn(conn *grpc.ClientConn, name string) *Client {
+	return &Client{addr: name, conn: conn, svc: jumpstarterv1.NewExporterServiceClient(conn)}
+}
+
 // socketPath extracts the socket path from a unix target.
 func socketPath(target string) (string, error) {
 	var path string

@@ -45,3 +45,18 @@ func reloadResponse(changes []Change) *adminv1.ReloadResponse {
 	}
 	return resp
 }
+
+func (a *admin) Controller(context.Context, *adminv1.ControllerRequest) (*adminv1.ControllerResponse, error) {
+	st, ok := a.e.ControllerStatus()
+	if !ok {
+		return &adminv1.ControllerResponse{}, nil
+	}
+	resp := &adminv1.ControllerResponse{
+		Enabled: true, Endpoint: st.Endpoint, Registered: st.Registered,
+		LeaseName: st.LeaseName, ClientName: st.ClientName, LastError: st.LastError,
+	}
+	if !st.LastErrorAt.IsZero() && st.LastError != "" {
+		resp.LastErrorUnixMs = st.LastErrorAt.UnixMilli()
+	}
+	return resp, nil
+}

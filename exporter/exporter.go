@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -87,6 +88,9 @@ type Exporter struct {
 	life    context.Context
 	endLife context.CancelFunc
 	bg      sync.WaitGroup
+
+	link        *controllerLink // controller mode (the config has an endpoint); nil otherwise
+	linkRunning atomic.Bool
 }
 
 // leaseState is the lease state clients see through GetStatus.
@@ -163,7 +167,15 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 		slices.SortStableFunc(errs, func(a, b *config.Error) int { return a.Pos.Line - b.Pos.Line })
 		return nil, errs
 	}
-	if e.cfg.Hooks.BeforeLease == nil {
+	if e.cfg.Endpoint != "" {
+		l, err := newControllerLink(e)
+		if err != nil {
+			_ = e.Close(ctx)
+			return nil, err
+		}
+		e.link = l
+		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE, "waiting for the controller to assign a lease")
+	} else if e.cfg.Hooks.BeforeLease == nil {
 		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_LEASE_READY, "")
 	} else {
 		e.setStatus(jumpstarterv1.ExporterStatus_EXPORTER_STATUS_AVAILABLE, "the before-lease hook runs when the exporter serves")
@@ -322,7 +334,14 @@ func (e *Exporter) Session() *session.Session {
 // and the processes stopped. Unless the exporter is closing, a fresh session
 // starts (local and direct mode serve one session after another); its
 // before-lease hook runs in the background.
+//
+// In controller mode the session is the lease: EndSession ends the lease
+// (after-lease hook, release to the controller) and no session starts
+// until the next lease.
 func (e *Exporter) EndSession(ctx context.Context) (bool, string) {
+	if e.link != nil {
+		return e.link.endSession(ctx)
+	}
 	e.lifeMu.Lock()
 	defer e.lifeMu.Unlock()
 	e.mu.Lock()

@@ -116,6 +116,9 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 	e.cfg, e.nodes, e.byUUID = next.cfg, next.nodes, next.byUUID
 	e.mu.Unlock()
 	e.logs.setNodes(next.nodes)
+	if e.link != nil && len(changes) > 0 {
+		kick(e.link.reregister) // the controller learns the new drivers and versions
+	}
 	return changes, nil
 }
 

@@ -32,6 +32,10 @@ type service struct {
 // passphrase, for TCP listeners; unix sockets also serve the admin service
 // (jw reload). In-flight calls are cancelled by the session's end when the
 // caller Closes the exporter.
+//
+// In controller mode (the config has an endpoint) Serve also keeps the
+// link to the controller, serves the leases it assigns through its router,
+// and reports OFFLINE and unregisters before it returns.
 func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOption) error {
 	var o serveOptions
 	for _, opt := range opts {
@@ -72,9 +76,27 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 		}
 	}()
 	e.startLease(ctx)
+	if e.link != nil && e.linkRunning.CompareAndSwap(false, true) {
+		// Controller mode: the link runs while the exporter serves, and
+		// says goodbye to the controller before Serve returns.
+		lctx, lcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			e.link.run(lctx)
+		}()
+		defer func() {
+			lcancel()
+			<-done
+			e.linkRunning.Store(false)
+		}()
+	}
 	err := srv.Serve(lis)
 	select {
 	case err := <-fatal:
+		if errors.Is(err, errExitOnLeaseEnd) {
+			return nil
+		}
 		return err
 	default:
 	}

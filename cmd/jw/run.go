@@ -371,7 +371,12 @@ every interface; PORT 0: any free port). That takes TLS and a passphrase:
                clients send it with --passphrase-file, --passphrase or
                $` + passphraseEnv + `
 On a network you trust, --insecure serves plaintext and --no-auth serves
-without a passphrase.`,
+without a passphrase.
+
+With endpoint and token in the config (controller mode), the exporter
+registers with that Jumpstarter controller and serves each lease it assigns
+through the controller's router; the local socket then serves the operator
+(jw status shows the link, jw reload swaps drivers mid-lease).`,
 		Example: `  jw run -c exporter.yaml
   jw run -c exporter.yaml --listen tcp://0.0.0.0:7777 --tls-self-signed --passphrase-file ~/.jw-passphrase
   jw --host tcp://lab-1:7777 --tls-fingerprint sha256:AB:CD:... --passphrase-file ~/.jw-passphrase power on`,
@@ -396,11 +401,20 @@ without a passphrase.`,
 				}
 				s.addr = exporter.Address{Network: "unix", Path: sock}
 			}
+			endpoint := e.Config().Endpoint
+			if endpoint != "" && s.addr.Network == "tcp" {
+				return fmt.Errorf("%s has an endpoint (controller mode): clients reach the exporter through the controller's router; --listen tcp:// would let them bypass their lease (leave --listen out, or remove endpoint for direct mode)", f.config)
+			}
 			lis, err := exporter.Listen(s.addr.String())
 			if err != nil {
 				return err
 			}
-			s.announce(cmd.OutOrStdout(), e.Name(), lis)
+			if endpoint != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "exporter %q joins the controller at %s; leases are served through its router\nlocal socket for jw status and jw reload: %s\n",
+					e.Name(), endpoint, s.addr)
+			} else {
+				s.announce(cmd.OutOrStdout(), e.Name(), lis)
+			}
 			reloadOnSignals(ctx, e, watch, f.log)
 			return e.Serve(ctx, lis, s.options()...)
 		},

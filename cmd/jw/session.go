@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/client"
 	"github.com/jumpwire-dev/jumpwire/exporter"
+	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 )
 
@@ -49,11 +51,15 @@ crash, restart or replacement of a driver's process.`,
 					drivers = append(drivers, h)
 				}
 			})
+			link := controllerLink(ctx, c)
 			if g.output == outputJSON {
-				return writeJSON(out, statusReport{statusDoc(st), append([]driverHealth{}, drivers...)})
+				return writeJSON(out, statusReport{statusDoc(st), append([]driverHealth{}, drivers...), controllerDoc(link)})
 			}
 			if _, err := fmt.Fprintln(out, statusLine(st)); err != nil {
 				return err
+			}
+			if link != nil {
+				fmt.Fprint(out, controllerLines(link))
 			}
 			for _, h := range drivers {
 				line := fmt.Sprintf("  %-20s %-10s restarts %d", h.Path, h.State, h.Restarts)
@@ -75,7 +81,62 @@ crash, restart or replacement of a driver's process.`,
 // statusReport is jw status -o json.
 type statusReport struct {
 	statusDocument
-	Drivers []driverHealth `json:"drivers"` // [] for an exporter that does not report health
+	Drivers    []driverHealth      `json:"drivers"`              // [] for an exporter that does not report health
+	Controller *controllerDocument `json:"controller,omitempty"` // controller mode only
+}
+
+// controllerDocument is the link to a Jumpstarter controller under -o json.
+type controllerDocument struct {
+	Endpoint      string `json:"endpoint"`
+	Registered    bool   `json:"registered"`
+	Lease         string `json:"lease"`           // "" when none
+	Client        string `json:"client"`          // the lease's client, "" when none
+	LastError     string `json:"last_error"`      // "" once the link recovered
+	LastErrorTime string `json:"last_error_time"` // RFC 3339, "" without an error
+}
+
+// controllerLink asks the exporter for its controller link: nil outside
+// controller mode, or when the exporter does not say (over TCP, where the
+// admin service is not served, or an exporter that is not jumpwire's).
+func controllerLink(ctx context.Context, c *client.Client) *adminv1.ControllerResponse {
+	resp, err := c.Controller(ctx)
+	if err != nil || !resp.Enabled {
+		return nil
+	}
+	return resp
+}
+
+func controllerDoc(l *adminv1.ControllerResponse) *controllerDocument {
+	if l == nil {
+		return nil
+	}
+	doc := &controllerDocument{Endpoint: l.Endpoint, Registered: l.Registered, Lease: l.LeaseName, Client: l.ClientName, LastError: l.LastError}
+	if l.LastError != "" {
+		doc.LastErrorTime = time.UnixMilli(l.LastErrorUnixMs).UTC().Format(time.RFC3339)
+	}
+	return doc
+}
+
+// controllerLines says in words how the link to the controller is.
+func controllerLines(l *adminv1.ControllerResponse) string {
+	state := "registered"
+	if !l.Registered {
+		state = "not registered (reconnecting)"
+	}
+	s := fmt.Sprintf("controller %s: %s", l.Endpoint, state)
+	switch {
+	case l.LeaseName != "" && l.ClientName != "":
+		s += fmt.Sprintf("; lease %s held by %s", l.LeaseName, l.ClientName)
+	case l.LeaseName != "":
+		s += "; lease " + l.LeaseName
+	default:
+		s += "; no lease"
+	}
+	s += "\n"
+	if l.LastError != "" {
+		s += fmt.Sprintf("  last error at %s: %s\n", time.UnixMilli(l.LastErrorUnixMs).Local().Format("15:04:05"), l.LastError)
+	}
+	return s
 }
 
 // statusDocument is the lease status under -o json.

@@ -24,6 +24,9 @@ import (
 // Config configures a faulty driver.
 type Config struct {
 	FailConfig bool `json:"fail_config" doc:"reject this config"`
+	// FailIfExists names a file whose existence makes the driver reject
+	// its config, so a test can make a later start fail.
+	FailIfExists string `json:"fail_if_exists" doc:"reject the config while this file exists"`
 }
 
 // Faulty is a driver that fails in the ways its methods name.
@@ -45,6 +48,11 @@ var ignoringShutdown atomic.Bool
 func New(cfg Config) (*Faulty, error) {
 	if cfg.FailConfig {
 		return nil, sdk.InvalidConfig("fail_config", "asked to fail")
+	}
+	if cfg.FailIfExists != "" {
+		if _, err := os.Stat(cfg.FailIfExists); err == nil {
+			return nil, sdk.InvalidConfig("fail_if_exists", "%s exists", cfg.FailIfExists)
+		}
 	}
 	return &Faulty{}, nil
 }

@@ -186,6 +186,142 @@ func (x *Change) GetError() string {
 	return ""
 }
 
+type ControllerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ControllerRequest) Reset() {
+	*x = ControllerRequest{}
+	mi := &file_admin_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ControllerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ControllerRequest) ProtoMessage() {}
+
+func (x *ControllerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ControllerRequest.ProtoReflect.Descriptor instead.
+func (*ControllerRequest) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+type ControllerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled is false when the exporter is not in controller mode; the
+	// other fields are then empty.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// endpoint is the controller's address from the config.
+	Endpoint string `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// registered is true while the exporter is registered and follows its
+	// lease state.
+	Registered bool `protobuf:"varint,3,opt,name=registered,proto3" json:"registered,omitempty"`
+	// lease_name and client_name name the lease being served, if any.
+	LeaseName  string `protobuf:"bytes,4,opt,name=lease_name,json=leaseName,proto3" json:"lease_name,omitempty"`
+	ClientName string `protobuf:"bytes,5,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	// last_error is the link's latest failure, empty once it recovered.
+	LastError string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// last_error_unix_ms is when last_error happened (Unix milliseconds).
+	LastErrorUnixMs int64 `protobuf:"varint,7,opt,name=last_error_unix_ms,json=lastErrorUnixMs,proto3" json:"last_error_unix_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ControllerResponse) Reset() {
+	*x = ControllerResponse{}
+	mi := &file_admin_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ControllerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ControllerResponse) ProtoMessage() {}
+
+func (x *ControllerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ControllerResponse.ProtoReflect.Descriptor instead.
+func (*ControllerResponse) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ControllerResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *ControllerResponse) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *ControllerResponse) GetRegistered() bool {
+	if x != nil {
+		return x.Registered
+	}
+	return false
+}
+
+func (x *ControllerResponse) GetLeaseName() string {
+	if x != nil {
+		return x.LeaseName
+	}
+	return ""
+}
+
+func (x *ControllerResponse) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *ControllerResponse) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *ControllerResponse) GetLastErrorUnixMs() int64 {
+	if x != nil {
+		return x.LastErrorUnixMs
+	}
+	return 0
+}
+
 var File_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_admin_v1_admin_proto_rawDesc = "" +
@@ -199,9 +335,25 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error2V\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x13\n" +
+	"\x11ControllerRequest\"\xf6\x01\n" +
+	"\x12ControllerResponse\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x03 \x01(\bR\n" +
+	"registered\x12\x1d\n" +
+	"\n" +
+	"lease_name\x18\x04 \x01(\tR\tleaseName\x12\x1f\n" +
+	"\vclient_name\x18\x05 \x01(\tR\n" +
+	"clientName\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12+\n" +
+	"\x12last_error_unix_ms\x18\a \x01(\x03R\x0flastErrorUnixMs2\xb1\x01\n" +
 	"\x05Admin\x12M\n" +
-	"\x06Reload\x12 .jumpwire.admin.v1.ReloadRequest\x1a!.jumpwire.admin.v1.ReloadResponseB9Z7github.com/jumpwire-dev/jumpwire/proto/admin/v1;adminv1b\x06proto3"
+	"\x06Reload\x12 .jumpwire.admin.v1.ReloadRequest\x1a!.jumpwire.admin.v1.ReloadResponse\x12Y\n" +
+	"\n" +
+	"Controller\x12$.jumpwire.admin.v1.ControllerRequest\x1a%.jumpwire.admin.v1.ControllerResponseB9Z7github.com/jumpwire-dev/jumpwire/proto/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -215,18 +367,22 @@ func file_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_admin_v1_admin_proto_rawDescData
 }
 
-var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_admin_v1_admin_proto_goTypes = []any{
-	(*ReloadRequest)(nil),  // 0: jumpwire.admin.v1.ReloadRequest
-	(*ReloadResponse)(nil), // 1: jumpwire.admin.v1.ReloadResponse
-	(*Change)(nil),         // 2: jumpwire.admin.v1.Change
+	(*ReloadRequest)(nil),      // 0: jumpwire.admin.v1.ReloadRequest
+	(*ReloadResponse)(nil),     // 1: jumpwire.admin.v1.ReloadResponse
+	(*Change)(nil),             // 2: jumpwire.admin.v1.Change
+	(*ControllerRequest)(nil),  // 3: jumpwire.admin.v1.ControllerRequest
+	(*ControllerResponse)(nil), // 4: jumpwire.admin.v1.ControllerResponse
 }
 var file_admin_v1_admin_proto_depIdxs = []int32{
 	2, // 0: jumpwire.admin.v1.ReloadResponse.changes:type_name -> jumpwire.admin.v1.Change
 	0, // 1: jumpwire.admin.v1.Admin.Reload:input_type -> jumpwire.admin.v1.ReloadRequest
-	1, // 2: jumpwire.admin.v1.Admin.Reload:output_type -> jumpwire.admin.v1.ReloadResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
+	3, // 2: jumpwire.admin.v1.Admin.Controller:input_type -> jumpwire.admin.v1.ControllerRequest
+	1, // 3: jumpwire.admin.v1.Admin.Reload:output_type -> jumpwire.admin.v1.ReloadResponse
+	4, // 4: jumpwire.admin.v1.Admin.Controller:output_type -> jumpwire.admin.v1.ControllerResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -243,7 +399,7 @@ func file_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_v1_admin_proto_rawDesc), len(file_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,7 +22,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_Reload_FullMethodName = "/jumpwire.admin.v1.Admin/Reload"
+	Admin_Reload_FullMethodName     = "/jumpwire.admin.v1.Admin/Reload"
+	Admin_Controller_FullMethodName = "/jumpwire.admin.v1.Admin/Controller"
 )
 
 // AdminClient is the client API for Admin service.
@@ -34,6 +35,9 @@ type AdminClient interface {
 	// Reload reads the config file and the plugin binaries again and replaces
 	// only what changed, answering with what changed and what failed.
 	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
+	// Controller describes the link to a Jumpstarter controller (controller
+	// mode: the config has an endpoint).
+	Controller(ctx context.Context, in *ControllerRequest, opts ...grpc.CallOption) (*ControllerResponse, error)
 }
 
 type adminClient struct {
@@ -54,6 +58,16 @@ func (c *adminClient) Reload(ctx context.Context, in *ReloadRequest, opts ...grp
 	return out, nil
 }
 
+func (c *adminClient) Controller(ctx context.Context, in *ControllerRequest, opts ...grpc.CallOption) (*ControllerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ControllerResponse)
+	err := c.cc.Invoke(ctx, Admin_Controller_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -63,6 +77,9 @@ type AdminServer interface {
 	// Reload reads the config file and the plugin binaries again and replaces
 	// only what changed, answering with what changed and what failed.
 	Reload(context.Context, *ReloadRequest) (*ReloadResponse, error)
+	// Controller describes the link to a Jumpstarter controller (controller
+	// mode: the config has an endpoint).
+	Controller(context.Context, *ControllerRequest) (*ControllerResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -75,6 +92,9 @@ type UnimplementedAdminServer struct{}
 
 func (UnimplementedAdminServer) Reload(context.Context, *ReloadRequest) (*ReloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
+}
+func (UnimplementedAdminServer) Controller(context.Context, *ControllerRequest) (*ControllerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Controller not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -115,6 +135,24 @@ func _Admin_Reload_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Controller_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ControllerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Controller(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Controller_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Controller(ctx, req.(*ControllerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -125,6 +163,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reload",
 			Handler:    _Admin_Reload_Handler,
+		},
+		{
+			MethodName: "Controller",
+			Handler:    _Admin_Controller_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
