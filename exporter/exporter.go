@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/plugins"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
@@ -245,7 +246,7 @@ func (e *Exporter) startErrors(se *session.StartError) config.Errors {
 			}
 			continue
 		}
-		errs = append(errs, n.inst.KeyError("type", status.Convert(err).Message()))
+		errs = append(errs, n.inst.KeyError("type", grpcerr.Message(err)))
 	}
 	return errs
 }

@@ -19,6 +19,7 @@ type running struct {
 	c      jumpstarterv1.ExporterServiceClient
 	r      jumpstarterv1.RouterServiceClient
 	file   string     // the config file, for tests that rewrite it
+	sock   string     // the unix socket it serves on
 	served chan error // Serve's result
 }
 
@@ -44,7 +45,7 @@ func start(t testing.TB, yaml string, drivers []string, opts ...func(*exporter.O
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rx := &running{e: e, file: o.ConfigFile, served: make(chan error, 1)}
+	rx := &running{e: e, file: o.ConfigFile, sock: sock, served: make(chan error, 1)}
 	go func() { rx.served <- e.Serve(ctx, lis) }()
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

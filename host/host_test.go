@@ -439,7 +439,7 @@ func TestStreamEcho(t *testing.T) {
 	for goaway := false; !goaway; {
 		f, err := s.Recv()
 		if err != nil {
-			t.Fatalf("after %d bytes: %v", got.Len(), inst.StreamError(err))
+			t.Fatalf("after %d bytes: %v", got.Len(), inst.StreamError(s, err))
 		}
 		switch f.Kind {
 		case pluginv1.FrameKind_FRAME_KIND_DATA:

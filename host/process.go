@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
@@ -103,7 +104,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 	defer cancel()
 	info, err := p.rpc.Describe(ctx, &pluginv1.DescribeRequest{})
 	if err != nil {
-		return fail(fmt.Errorf("%s: describe: %w", o.Binary, err))
+		return fail(grpcerr.Wrap(err, "%s: describe", o.Binary))
 	}
 	p.info = info
 	return p, nil

@@ -8,13 +8,15 @@ package session
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -295,7 +297,7 @@ func (s *Session) Stream(ctx context.Context, uuid, method string) (st pluginv1.
 		done()
 		return nil, nil, nil, s.cause(ctx, err)
 	}
-	explain = func(err error) error { return s.cause(ctx, proc.StreamError(err)) }
+	explain = func(err error) error { return s.cause(ctx, proc.StreamError(st, err)) }
 	return st, explain, func() { cancel(); done() }, nil
 }
 
@@ -307,15 +309,18 @@ func (s *Session) cause(ctx context.Context, err error) error {
 	return err
 }
 
-// Reset resets every instance.
+// Reset resets every instance, in the order of their paths. Each failure
+// keeps its driver's code; the first decides the code of the whole.
 func (s *Session) Reset(ctx context.Context) error {
+	insts := s.unique()
+	slices.SortFunc(insts, func(a, b *host.Supervised) int { return strings.Compare(a.Spec().Path, b.Spec().Path) })
 	var errs []error
-	for _, inst := range s.unique() {
+	for _, inst := range insts {
 		if err := inst.Reset(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("reset %s: %s", inst.Spec().Path, status.Convert(err).Message()))
+			errs = append(errs, grpcerr.Wrap(err, "reset %s", inst.Spec().Path))
 		}
 	}
-	return errors.Join(errs...)
+	return grpcerr.Join(errs...)
 }
 
 // unique lists each instance once (aliases share instances).
