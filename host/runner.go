@@ -182,7 +182,21 @@ func (r *processRunner) dying() bool {
 	return pending&(1<<(syscall.SIGKILL-1)) != 0
 }
 
-// Linux siginfo_t for SIGCHLD: si_code at offset 8, si_status at offset 24.
+// sigchldInfo is the start of Linux's siginfo_t as waitid fills it for a
+// child: three ints, then the union, which is aligned as a pointer (so it
+// starts at offset 16 on 64-bit systems and 12 on 32-bit ones such as
+// linux/arm), whose SIGCHLD member begins with the pid, the uid and the
+// status. The zero-length array gives the union its alignment on every
+// GOARCH; x/sys's unix.Siginfo only has room for it (128 bytes).
+type sigchldInfo struct {
+	signo, errno, code int32
+	_                  [0]uintptr
+	pid                int32
+	uid                uint32
+	status             int32
+}
+
+// The si_code values of a child's exit.
 const (
 	cldExited = 1 // CLD_EXITED: si_status is the exit status
 	cldKilled = 2 // CLD_KILLED: si_status is the signal
@@ -208,8 +222,8 @@ func (r *processRunner) watchExit() {
 		}
 		break
 	}
-	code := info.Code
-	st := *(*int32)(unsafe.Add(unsafe.Pointer(&info), 24))
+	child := (*sigchldInfo)(unsafe.Pointer(&info))
+	code, st := child.code, child.status
 	reason := "exited with status " + strconv.Itoa(int(st))
 	if code == cldKilled || code == cldDumped {
 		reason = "was killed by " + signalName(syscall.Signal(st))
