@@ -49,12 +49,19 @@ type Options struct {
 	// process may go on after a reload swaps it. Default 5s.
 	SwapDrain time.Duration
 	// MaxCalls and MaxStreams bound the calls and byte streams in flight in
-	// a session (RESOURCE_EXHAUSTED past them). Defaults: session's.
+	// a session (RESOURCE_EXHAUSTED past them). Defaults DefaultMaxCalls and
+	// DefaultMaxStreams.
 	MaxCalls, MaxStreams int
 	// StopTimeout bounds each driver's Close at a session's end, after which
 	// its process group is killed. Default 5s.
 	StopTimeout time.Duration
 }
+
+// Default limits of a session's calls and byte streams in flight.
+const (
+	DefaultMaxCalls   = session.DefaultMaxCalls
+	DefaultMaxStreams = session.DefaultMaxStreams
+)
 
 // Exporter serves the driver instances of one exporter config.
 type Exporter struct {
@@ -103,11 +110,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 		logger:  o.Logger,
 		changed: make(chan struct{}),
 		fatal:   make(chan error, 1),
-		catalog: plugins.New(plugins.SearchPath(o.PluginDirs), func(ctx context.Context, bin string) (*pluginv1.DescribeResponse, error) {
-			// Asking a binary what it provides starts and stops it; its
-			// failures come back as errors, its chatter is not news.
-			return host.Describe(ctx, bin, hclog.NewNullLogger())
-		}),
+		catalog: newCatalog(o.PluginDirs),
 	}
 	e.nodes, e.byUUID = buildTree(cfg)
 	e.logs = newLogHub(o.Logger.Name(), e.nodes)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/exporter"
-	"github.com/jumpwire-dev/jumpwire/session"
 	"github.com/spf13/cobra"
 )
 
@@ -33,8 +32,8 @@ type serveFlags struct {
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, level string) {
-	cmd.Flags().IntVar(&f.maxCalls, "max-calls", session.DefaultMaxCalls, "calls in flight a session allows at once (more fail with RESOURCE_EXHAUSTED)")
-	cmd.Flags().IntVar(&f.maxStreams, "max-streams", session.DefaultMaxStreams, "byte streams a session allows open at once")
+	cmd.Flags().IntVar(&f.maxCalls, "max-calls", exporter.DefaultMaxCalls, "calls in flight a session allows at once (more fail with RESOURCE_EXHAUSTED)")
+	cmd.Flags().IntVar(&f.maxStreams, "max-streams", exporter.DefaultMaxStreams, "byte streams a session allows open at once")
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "exporter config file (required)")
 	cmd.Flags().StringArrayVar(&f.pluginDirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", level, "log level: trace, debug, info, warn, error")
