@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -117,10 +119,6 @@ func privateDir(dir string) error {
 	return nil
 }
 
-// passphraseEnv is the environment variable holding the passphrase, for
-// `jw run` on TCP and for clients, when no flag gives it.
-const passphraseEnv = "JUMPWIRE_PASSPHRASE"
-
 // listenFlags are `jw run`'s flags for where and how it serves.
 type listenFlags struct {
 	listen         string
@@ -236,20 +234,6 @@ func (f *listenFlags) resolve(cmd *cobra.Command) (*serving, error) {
 			s.addr, passphraseEnv)
 	}
 	return &s, nil
-}
-
-// readPassphrase reads a passphrase file: its first line, without the line end.
-func readPassphrase(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("--passphrase-file: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("--passphrase-file %s: the first line is empty", path)
-	}
-	return line, nil
 }
 
 // options are the exporter's serve options.
