@@ -124,7 +124,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	}
 	// Every problem at once: types that resolve are started (which is how
 	// their drivers check their configs) even when others do not.
-	errs := e.resolve(ctx)
+	errs := e.resolve(ctx, e.nodes)
 	err = e.startSession(ctx)
 	var more config.Errors
 	switch {
@@ -158,15 +158,15 @@ func (e *Exporter) Config() *config.Config {
 	return e.cfg
 }
 
-// specs lists what each driver instance runs, and the aliases (refs).
-func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
+// specsOf lists what each driver instance of the tree nodes runs, by uuid.
+// Refs run nothing: calls to one go to the uuid of the instance it stands
+// for (service.driverNode).
+func specsOf(nodes []*node) (map[string]host.Spec, error) {
 	specs := map[string]host.Spec{}
-	aliases := map[string]string{}
 	var errs config.Errors
-	for _, n := range e.nodes {
+	for _, n := range nodes {
 		switch {
 		case n.target != nil:
-			aliases[n.uuid] = n.target.uuid
 		case n.isDriver() && n.entry != nil: // unresolved types are reported by resolve
 			cfg, err := structpb.NewStruct(n.inst.Config)
 			if err != nil {
@@ -180,19 +180,19 @@ func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, errs
+		return nil, errs
 	}
-	return specs, aliases, nil
+	return specs, nil
 }
 
 // startSession starts a fresh session. Problems a driver finds with its
 // config come back as config errors at the offending lines.
 func (e *Exporter) startSession(ctx context.Context) error {
-	specs, aliases, err := e.specs()
+	specs, err := specsOf(e.nodes)
 	if err != nil {
 		return err
 	}
-	s, err := session.Start(ctx, specs, aliases, session.Options{
+	s, err := session.Start(ctx, specs, session.Options{
 		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout},
 		Policy:      e.restartPolicy(),
 		Logger:      e.logger,
