@@ -9,7 +9,7 @@ PYTHON   ?= python3
 VENV     := .venv
 PYREQS   := $(sort $(wildcard python/requirements*.txt))
 
-.PHONY: all build venv compat-upstream board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
+.PHONY: all build cross venv compat-upstream board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
 
 # Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
 BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
@@ -53,8 +53,8 @@ demo: build image
 
 ## test: vet and the whole test suite with the race detector: the root module,
 ## the SDK module, and the out-of-tree driver example (which requires the SDK only);
-## the QEMU board's end-to-end test uses the image `make image` builds
-test: build image
+## the QEMU board's end-to-end test uses the image `make image` builds; the cross builds first
+test: build image cross
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd examples/vendor-driver && $(GO) vet ./... && $(GO) test -race -count=1 ./...
@@ -63,6 +63,30 @@ test: build image
 ## abuse: the fault and abuse suite at full size (make test runs it small)
 abuse:
 	$(GO) test -count=1 -timeout 20m -run '^TestAbuse$$' ./exporter -abuse.long -v
+
+## cross: the exporter (jw) and the drivers build for the other Linux targets, and
+## jw's client side for macOS and Windows (there, the exporter-side commands say they need
+## Linux); on amd64, the host's exit decoding is tested as a 32-bit (386) build, as on arm
+CROSS_LINUX  := linux/arm linux/arm64
+CROSS_CLIENT := darwin/arm64 windows/amd64
+cross:
+	@for t in $(CROSS_LINUX); do \
+		echo "GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null ./cmd/jw ./drivers/..."; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null ./cmd/jw ./drivers/... || exit 1; \
+	done
+	@for t in $(CROSS_CLIENT); do \
+		echo "GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null ./cmd/jw ./client/..."; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null ./cmd/jw ./client/... || exit 1; \
+	done
+	@if [ "$$($(GO) env GOHOSTARCH)" = amd64 ]; then \
+		mkdir -p $(BIN) && GOARCH=386 CGO_ENABLED=0 $(GO) test -c -o $(BIN)/host-386.test ./host || exit 1; \
+		if ! $(BIN)/host-386.test -test.run '^$$' >/dev/null 2>&1; then \
+			echo "cross: this kernel runs no 386 binaries; the host's 32-bit exit decoding is not tested here"; \
+		else \
+			echo "(cd host && ../$(BIN)/host-386.test -test.run 'TestSigchldInfoLayout|TestExit$$|TestKilled$$')"; \
+			(cd host && ../$(BIN)/host-386.test -test.run 'TestSigchldInfoLayout|TestExit$$|TestKilled$$') || exit 1; \
+		fi; \
+	fi
 
 ## bench: the performance benchmarks (figures go to docs/PERFORMANCE.md)
 bench: build

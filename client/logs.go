@@ -15,6 +15,15 @@ import (
 // exporter says how many of the first entries are history.
 const BacklogHeader = "jumpwire-log-backlog"
 
+// Fields of the "status changed" entry a jumpwire exporter writes to its log
+// at every change of its lease status, so that a log follower sees each
+// status_version (jw status -w).
+const (
+	LogStatus         = "status"          // the new status, e.g. LEASE_READY
+	LogStatusVersion  = "status_version"  // its status_version
+	LogPreviousStatus = "previous_status" // the status before
+)
+
 // Logs follows the exporter's log. backlog is how many of the first entries
 // are history sent before live ones (-1 when the exporter does not say, as a
 // plain Jumpstarter exporter does not). Breaking out of the loop ends the

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
 	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -29,7 +28,7 @@ func (a *admin) Reload(ctx context.Context, _ *adminv1.ReloadRequest) (*adminv1.
 			}
 			return resp, nil
 		}
-		return nil, status.Error(codes.Unknown, err.Error())
+		return nil, err // its own status, if it has one; UNKNOWN otherwise
 	}
 	return reloadResponse(changes), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/plugins"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
@@ -49,7 +50,8 @@ type Options struct {
 	// process may go on after a reload swaps it. Default 5s.
 	SwapDrain time.Duration
 	// MaxCalls and MaxStreams bound the calls and byte streams in flight in
-	// a session (RESOURCE_EXHAUSTED past them). Defaults: session's.
+	// a session (RESOURCE_EXHAUSTED past them). Defaults DefaultMaxCalls and
+	// DefaultMaxStreams.
 	MaxCalls, MaxStreams int
 	// MaxCallsPerClient and MaxStreamsPerClient bound what one client (an
 	// IP address over TCP, a connection on a unix socket) has in flight, so
@@ -60,6 +62,12 @@ type Options struct {
 	// its process group is killed. Default 5s.
 	StopTimeout time.Duration
 }
+
+// Default limits of a session's calls and byte streams in flight.
+const (
+	DefaultMaxCalls   = session.DefaultMaxCalls
+	DefaultMaxStreams = session.DefaultMaxStreams
+)
 
 // Exporter serves the driver instances of one exporter config.
 type Exporter struct {
@@ -133,11 +141,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 		logger:  o.Logger,
 		changed: make(chan struct{}),
 		fatal:   make(chan error, 1),
-		catalog: plugins.New(plugins.SearchPath(o.PluginDirs), func(ctx context.Context, bin string) (*pluginv1.DescribeResponse, error) {
-			// Asking a binary what it provides starts and stops it; its
-			// failures come back as errors, its chatter is not news.
-			return host.Describe(ctx, bin, hclog.NewNullLogger())
-		}),
+		catalog: newCatalog(o.PluginDirs),
 	}
 	e.clients = newClientLimits([2]int{o.MaxCallsPerClient, o.MaxStreamsPerClient}, [2]int{o.MaxCalls, o.MaxStreams})
 	e.nodes, e.byUUID = buildTree(cfg)
@@ -152,7 +156,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	}
 	// Every problem at once: types that resolve are started (which is how
 	// their drivers check their configs) even when others do not.
-	errs := e.resolve(ctx)
+	errs := e.resolve(ctx, e.nodes)
 	err = e.startSession(ctx)
 	var more config.Errors
 	switch {
@@ -194,15 +198,15 @@ func (e *Exporter) Config() *config.Config {
 	return e.cfg
 }
 
-// specs lists what each driver instance runs, and the aliases (refs).
-func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
+// specsOf lists what each driver instance of the tree nodes runs, by uuid.
+// Refs run nothing: calls to one go to the uuid of the instance it stands
+// for (service.driverNode).
+func specsOf(nodes []*node) (map[string]host.Spec, error) {
 	specs := map[string]host.Spec{}
-	aliases := map[string]string{}
 	var errs config.Errors
-	for _, n := range e.nodes {
+	for _, n := range nodes {
 		switch {
 		case n.target != nil:
-			aliases[n.uuid] = n.target.uuid
 		case n.isDriver() && n.entry != nil: // unresolved types are reported by resolve
 			cfg, err := structpb.NewStruct(n.inst.Config)
 			if err != nil {
@@ -216,19 +220,19 @@ func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, errs
+		return nil, errs
 	}
-	return specs, aliases, nil
+	return specs, nil
 }
 
 // startSession starts a fresh session. Problems a driver finds with its
 // config come back as config errors at the offending lines.
 func (e *Exporter) startSession(ctx context.Context) error {
-	specs, aliases, err := e.specs()
+	specs, err := specsOf(e.nodes)
 	if err != nil {
 		return err
 	}
-	s, err := session.Start(ctx, specs, aliases, session.Options{
+	s, err := session.Start(ctx, specs, session.Options{
 		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout},
 		Policy:      e.restartPolicy(),
 		Logger:      e.logger,
@@ -285,7 +289,7 @@ func (e *Exporter) startErrors(se *session.StartError) config.Errors {
 			}
 			continue
 		}
-		errs = append(errs, n.inst.KeyError("type", status.Convert(err).Message()))
+		errs = append(errs, n.inst.KeyError("type", grpcerr.Message(err)))
 	}
 	return errs
 }

@@ -231,8 +231,20 @@ func TestSessions(t *testing.T) {
 	if pid == 0 || pid == os.Getpid() || !alive(pid) {
 		t.Fatalf("power should run in its own process, got pid %d", pid)
 	}
-	if pids[uuidOf(t, c, "alias")] != pids[uuidOf(t, c, "dut.power")] {
-		t.Error("an alias should share its target's process")
+	// An alias runs nothing of its own: its calls go to its target's
+	// process, which its report shows.
+	if _, ok := pids[uuidOf(t, c, "alias")]; ok {
+		t.Error("the session runs an instance for the alias")
+	}
+	aliasPid, targetPid := pidLabel(t, c, uuidOf(t, c, "alias")), pidLabel(t, c, uuidOf(t, c, "dut.power"))
+	if aliasPid != targetPid || aliasPid != strconv.Itoa(pids[uuidOf(t, c, "dut.power")]) {
+		t.Errorf("the alias reports pid %s, its target %s (running %d)", aliasPid, targetPid, pids[uuidOf(t, c, "dut.power")])
+	}
+	if v, err := call(t, c, uuidOf(t, c, "alias"), "off"); err != nil || v != nil { // it was configured on
+		t.Errorf("off() through the alias = %v, %v", v, err)
+	}
+	if v, err := call(t, c, uuidOf(t, c, "dut.power"), "state"); err != nil || v != false {
+		t.Errorf("state() of the alias's target after off() through the alias = %v, %v; want false", v, err)
 	}
 	if _, err := call(t, c, power, "on"); err != nil {
 		t.Fatal(err)
@@ -266,4 +278,20 @@ func TestSessions(t *testing.T) {
 	if _, err := call(t, c, power, "on"); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("call after Close: %v, want FAILED_PRECONDITION", err)
 	}
+}
+
+// pidLabel is the plugin process GetReport shows for uuid.
+func pidLabel(t *testing.T, c jumpstarterv1.ExporterServiceClient, uuid string) string {
+	t.Helper()
+	r, err := c.GetReport(t.Context(), &emptypb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range r.Reports {
+		if d.Uuid == uuid {
+			return d.Labels[exporter.LabelPid]
+		}
+	}
+	t.Fatalf("GetReport has no instance %s", uuid)
+	return ""
 }

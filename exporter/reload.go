@@ -38,16 +38,16 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 			Msg: "the exporter's name and namespace seed every uuid and cannot change in a reload; restart the exporter"}}
 	}
 	e.catalog.Rescan(ctx)
-	next := &Exporter{opts: e.opts, cfg: cfg, logger: e.logger, catalog: e.catalog}
-	next.nodes, next.byUUID = buildTree(cfg)
-	if errs := next.resolve(ctx); len(errs) > 0 {
+	nodes, byUUID := buildTree(cfg)
+	if errs := e.resolve(ctx, nodes); len(errs) > 0 {
 		return nil, errs
 	}
-	newSpecs, newAliases, err := next.specs()
+	newSpecs, err := specsOf(nodes)
 	if err != nil {
 		return nil, err
 	}
-	oldSpecs, oldAliases, _ := e.specs()
+	oldNodes, oldByUUID := e.tree()
+	oldSpecs, _ := specsOf(oldNodes)
 
 	var changes []Change
 	sess := e.Session()
@@ -62,8 +62,7 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 		}
 		changes = append(changes, c)
 	}
-	_, oldByUUID := e.tree()
-	for _, n := range next.nodes {
+	for _, n := range nodes {
 		spec, ok := newSpecs[n.uuid]
 		if !ok {
 			continue
@@ -89,20 +88,11 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 			apply(nil, Change{Path: old.Path, Action: "removed"}, func() error { return sess.Remove(ctx, id) })
 		}
 	}
-	if sess != nil {
-		for id := range oldAliases {
-			if _, ok := newAliases[id]; !ok {
-				sess.Alias(id, "")
-			}
-		}
-		for id, target := range newAliases {
-			sess.Alias(id, target)
-		}
-	}
-	next.keepFailed(changes, oldByUUID)
+	// Refs need nothing of the session: the new tree routes them.
+	nodes = keepFailed(nodes, byUUID, changes, oldByUUID)
 	// Report changes in tree order; removed instances, gone from the tree, last.
-	order := make(map[string]int, len(next.nodes))
-	for i, n := range next.nodes {
+	order := make(map[string]int, len(nodes))
+	for i, n := range nodes {
 		order[n.path()] = i + 1
 	}
 	rank := func(c Change) int {
@@ -113,9 +103,9 @@ func (e *Exporter) Reload(ctx context.Context) ([]Change, error) {
 	}
 	slices.SortStableFunc(changes, func(a, b Change) int { return rank(a) - rank(b) })
 	e.mu.Lock()
-	e.cfg, e.nodes, e.byUUID = next.cfg, next.nodes, next.byUUID
+	e.cfg, e.nodes, e.byUUID = cfg, nodes, byUUID
 	e.mu.Unlock()
-	e.logs.setNodes(next.nodes)
+	e.logs.setNodes(nodes)
 	if e.link != nil && len(changes) > 0 {
 		kick(e.link.reregister) // the controller learns the new drivers and versions
 	}
@@ -159,8 +149,9 @@ func difference(on, nn *node, old, spec host.Spec) string {
 
 // keepFailed puts back the running instance's node wherever a replace
 // failed (the old process keeps serving what it served), and drops nodes
-// whose start failed, so the tree reports what actually runs.
-func (next *Exporter) keepFailed(changes []Change, old map[string]*node) {
+// whose start failed (from byUUID too), so the new tree reports what
+// actually runs. It returns the nodes kept.
+func keepFailed(nodes []*node, byUUID map[string]*node, changes []Change, old map[string]*node) []*node {
 	failed := map[string]Change{}
 	for _, c := range changes {
 		if c.Err != nil {
@@ -168,21 +159,21 @@ func (next *Exporter) keepFailed(changes []Change, old map[string]*node) {
 		}
 	}
 	if len(failed) == 0 {
-		return
+		return nodes
 	}
-	var nodes []*node
-	for _, n := range next.nodes {
+	var kept []*node
+	for _, n := range nodes {
 		c, ok := failed[n.path()]
 		switch {
 		case !ok:
-			nodes = append(nodes, n)
+			kept = append(kept, n)
 		case c.Action == "replaced":
 			o := old[n.uuid]
 			n.inst, n.entry, n.dtype = o.inst, o.entry, o.dtype
-			nodes = append(nodes, n)
+			kept = append(kept, n)
 		case c.Action == "added":
-			delete(next.byUUID, n.uuid)
+			delete(byUUID, n.uuid)
 		}
 	}
-	next.nodes = nodes
+	return kept
 }

@@ -11,15 +11,16 @@ import (
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 )
 
-// resolve finds the binary and driver type of every driver instance, and
-// makes the private copy of each binary that its processes run.
-func (e *Exporter) resolve(ctx context.Context) config.Errors {
+// resolve finds the binary and driver type of every driver instance among
+// nodes (the running tree's, or a reload's new one), and makes the private
+// copy of each binary that its processes run.
+func (e *Exporter) resolve(ctx context.Context, nodes []*node) config.Errors {
 	var (
 		mu   sync.Mutex
 		errs config.Errors
 		wg   sync.WaitGroup
 	)
-	for _, n := range e.nodes {
+	for _, n := range nodes {
 		if !n.isDriver() {
 			continue
 		}

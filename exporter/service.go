@@ -255,7 +255,7 @@ func (s *service) Reset(ctx context.Context, _ *jumpstarterv1.ResetRequest) (*ju
 		return nil, err
 	}
 	if err := sess.Reset(ctx); err != nil {
-		return nil, status.Error(codes.Unknown, err.Error())
+		return nil, err // each driver's code, in its own words
 	}
 	return &jumpstarterv1.ResetResponse{}, nil
 }

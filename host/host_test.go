@@ -133,6 +133,13 @@ func TestLaunchFailures(t *testing.T) {
 		{"bad export", func(t *testing.T) string { return testPlugin(t, "badexport") },
 			`%[1]s exited with status 1 before its handshake: badexport: driver type "badexport": ` +
 				`sdk: Export("set"): the first parameter of func(int) error must be context.Context`, 0},
+		{"exits silently", func(t *testing.T) string {
+			return writeFile(t, "driver", "#!/bin/sh\nexit 4\n", 0o755)
+		}, "%[1]s did not answer as a jumpwire plugin: it exited with status 4 without a handshake " +
+			"(is it a driver built with the jumpwire sdk?)", 0},
+		{"says why on stderr", func(t *testing.T) string {
+			return writeFile(t, "driver", "#!/bin/sh\necho 'no licence file' >&2\nexit 2\n", 0o755)
+		}, "%[1]s exited with status 2 before its handshake: no licence file", 0},
 		{"hangs", func(t *testing.T) string { return testPlugin(t, "hang") },
 			"%[1]s did not complete its handshake within 500ms; is it a jumpwire plugin?", 500 * time.Millisecond},
 	}
@@ -439,7 +446,7 @@ func TestStreamEcho(t *testing.T) {
 	for goaway := false; !goaway; {
 		f, err := s.Recv()
 		if err != nil {
-			t.Fatalf("after %d bytes: %v", got.Len(), inst.StreamError(t.Context(), err))
+			t.Fatalf("after %d bytes: %v", got.Len(), inst.StreamError(t.Context(), s, err))
 		}
 		switch f.Kind {
 		case pluginv1.FrameKind_FRAME_KIND_DATA:

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -91,7 +93,7 @@ func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
 	})
 	if err != nil {
 		proc.Stop()
-		return nil, fmt.Errorf("configure %s: %s", spec.Path, status.Convert(err).Message())
+		return nil, grpcerr.Wrap(err, "configure %s", spec.Path)
 	}
 	if len(conf.Problems) > 0 {
 		proc.Stop()
@@ -187,14 +189,20 @@ func (i *Instance) join(ctx context.Context) (context.Context, context.CancelFun
 	return c, func() { once.Do(func() { stop(); stopCut(); cancel(nil); i.leave() }) }
 }
 
-// callError explains a failed call made with ctx. When the process died
-// under it, the client gets UNAVAILABLE naming the driver and how it exited.
-// When the caller's deadline passed, gRPC says so in one of two ways
-// ("context deadline exceeded", or a stream reset if the plugin noticed
-// first); the client always reads the first.
-func (i *Instance) callError(ctx context.Context, err error) error {
+// callError explains a failed call made with ctx, whose trailing metadata
+// is trailer. An error the plugin answered with (it carries
+// protocol.DriverErrorTrailer) is the driver's own: it goes to the client
+// as it is, code and sentence, whatever the code. When the process died
+// under the call, the client gets UNAVAILABLE naming the driver and how it
+// exited. When the caller's deadline passed, gRPC says so in one of two
+// ways ("context deadline exceeded", or a stream reset if the plugin
+// noticed first); the client always reads the first.
+func (i *Instance) callError(ctx context.Context, err error, trailer metadata.MD) error {
 	if i.cut.Err() != nil {
 		return context.Cause(i.cut) // retired: what was left was cut off on purpose
+	}
+	if protocol.DriverError(trailer) {
+		return err
 	}
 	code := status.Code(err)
 	if code == codes.DeadlineExceeded && deadlinePassed(ctx) {
@@ -204,10 +212,12 @@ func (i *Instance) callError(ctx context.Context, err error) error {
 		return err // the caller (or its session) gave up; the process is fine
 	}
 	if code == codes.Unavailable || code == codes.Canceled {
-		// The connection breaks a moment before the exit is noticed.
+		// The connection breaks a moment before the exit is noticed. A
+		// plugin older than minor version 2 does not mark its own errors,
+		// so its UNAVAILABLE waits here too, for an exit that may not come.
 		select {
 		case <-i.life.Done():
-		case <-time.After(time.Second):
+		case <-time.After(exitGrace):
 		}
 	}
 	if i.life.Err() != nil {
@@ -218,13 +228,17 @@ func (i *Instance) callError(ctx context.Context, err error) error {
 
 // uploadError is callError, except that a call cut off because an upload
 // could not reach the driver fails with that reason.
-func (i *Instance) uploadError(ctx context.Context, err error) error {
+func (i *Instance) uploadError(ctx context.Context, err error, trailer metadata.MD) error {
 	var open *openError
 	if errors.As(context.Cause(ctx), &open) {
-		return i.callError(ctx, open.err)
+		return i.callError(ctx, open.err, nil)
 	}
-	return i.callError(ctx, err)
+	return i.callError(ctx, err, trailer)
 }
+
+// exitGrace bounds the wait for a process's exit to be noticed after its
+// connection broke.
+var exitGrace = time.Second
 
 // deadlinePassed reports whether ctx's deadline has passed (ctx.Err may
 // say so a moment later, when its timer runs).
@@ -243,9 +257,10 @@ func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Val
 	defer done()
 	ctx, stop := i.feed(ctx, uploads)
 	defer stop()
-	resp, err := i.proc.rpc.Call(ctx, &pluginv1.CallRequest{Method: method, Args: args})
+	var trailer metadata.MD
+	resp, err := i.proc.rpc.Call(ctx, &pluginv1.CallRequest{Method: method, Args: args}, grpc.Trailer(&trailer))
 	if err != nil {
-		return nil, i.uploadError(ctx, err)
+		return nil, i.uploadError(ctx, err, trailer)
 	}
 	return resp.Result, nil
 }
@@ -265,7 +280,7 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args []*str
 		defer stop()
 		stream, err := i.proc.rpc.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: args})
 		if err != nil {
-			yield(nil, i.uploadError(ctx, err))
+			yield(nil, i.uploadError(ctx, err, nil))
 			return
 		}
 		for {
@@ -274,7 +289,7 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args []*str
 				return
 			}
 			if err != nil {
-				yield(nil, i.uploadError(ctx, err))
+				yield(nil, i.uploadError(ctx, err, stream.Trailer()))
 				return
 			}
 			if !yield(resp.Result, nil) {
@@ -295,16 +310,19 @@ func (i *Instance) Stream(ctx context.Context, method string) (pluginv1.Driver_S
 	s, err := i.proc.rpc.Stream(ctx)
 	if err != nil {
 		done()
-		return nil, nil, i.callError(ctx, err)
+		return nil, nil, i.callError(ctx, err, nil)
 	}
 	return s, done, nil
 }
 
-// StreamError explains how a stream to this instance, opened with ctx,
-// ended. A stream whose caller went away is explained at once: only a
-// stream that broke under a live caller waits (a moment) to learn whether
-// the process died.
-func (i *Instance) StreamError(ctx context.Context, err error) error { return i.callError(ctx, err) }
+// StreamError explains how st, a stream to this instance opened with ctx,
+// ended with err (from its Header, Recv or RecvMsg). A stream whose caller
+// went away is explained at once; a driver's own error is passed on as it
+// is; only a stream that broke under a live caller waits (a moment) to
+// learn whether the process died.
+func (i *Instance) StreamError(ctx context.Context, st pluginv1.Driver_StreamClient, err error) error {
+	return i.callError(ctx, err, st.Trailer())
+}
 
 // Reset asks the driver to return to its initial state.
 func (i *Instance) Reset(ctx context.Context) error {
@@ -313,8 +331,9 @@ func (i *Instance) Reset(ctx context.Context) error {
 	}
 	ctx, done := i.join(ctx)
 	defer done()
-	if _, err := i.proc.rpc.Reset(ctx, &pluginv1.ResetRequest{}); err != nil {
-		return i.callError(ctx, err)
+	var trailer metadata.MD
+	if _, err := i.proc.rpc.Reset(ctx, &pluginv1.ResetRequest{}, grpc.Trailer(&trailer)); err != nil {
+		return i.callError(ctx, err, trailer)
 	}
 	return nil
 }
@@ -332,7 +351,7 @@ func (i *Instance) Stop(ctx context.Context) error {
 		_, err = i.proc.rpc.Close(cctx, &pluginv1.CloseRequest{})
 		done()
 		if err != nil {
-			err = fmt.Errorf("host: close %s: %s", i.spec.Path, status.Convert(err).Message())
+			err = grpcerr.Wrap(err, "host: close %s", i.spec.Path)
 		}
 	}
 	i.proc.Stop()

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
@@ -103,47 +104,42 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 	defer cancel()
 	info, err := p.rpc.Describe(ctx, &pluginv1.DescribeRequest{})
 	if err != nil {
-		return fail(fmt.Errorf("%s: describe: %w", o.Binary, err))
+		return fail(grpcerr.Wrap(err, "%s: describe", o.Binary))
 	}
 	p.info = info
 	return p, nil
 }
 
 // launchError turns go-plugin's launch failures into a sentence naming the
-// binary. The process, if any, has been reaped; said is the gist of what it
-// wrote to stderr (an SDK plugin explains there why it could not start).
+// binary. go-plugin's errors for them are plain strings, so the failure is
+// classified from what jumpwire saw itself: the first line the plugin wrote
+// to stdout (its handshake, or what stood in its place), whether the process
+// had exited, and said, the gist of what it wrote to stderr (an SDK plugin
+// explains there why it could not start). Only a failure after a valid
+// handshake line (the connection) keeps go-plugin's error, wrapped.
 func launchError(o LaunchOptions, pr *processRunner, said string, err error) error {
-	binary, msg := o.Binary, err.Error()
-	switch {
-	case pr == nil || pr.pid == 0:
+	if pr == nil || pr.pid == 0 {
 		return err // the runner's own start error already names the binary
-	case said != "" && (strings.Contains(msg, "plugin exited before we could connect") ||
-		strings.Contains(msg, "Unrecognized remote plugin message: \n")):
+	}
+	binary := o.Binary
+	line, _ := pr.stdout.seen()
+	core, app, isHandshake := handshakeFields(line)
+	switch {
+	case line == "" && pr.silentAtKill:
+		// go-plugin gave up waiting for a live, silent process.
+		return fmt.Errorf("%s did not complete its handshake within %v; is it a jumpwire plugin?", binary, o.StartTimeout)
+	case line == "" && said != "":
 		// It printed nothing to stdout and exited, saying why on stderr.
 		return fmt.Errorf("%s %s before its handshake: %s", binary, pr.exitReason(), said)
-	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
-		// "incompatible API version with plugin. Plugin version: 99, Client versions: [1]"
-		theirs := "another version"
-		if _, v, ok := strings.Cut(msg, "Plugin version: "); ok {
-			v, _, _ = strings.Cut(v, ",")
-			theirs = "version " + v
-		}
-		return fmt.Errorf("%s speaks plugin protocol %s but this exporter speaks version %d: "+
-			"build the driver with a jumpwire sdk that speaks version %d", binary, theirs, protocol.Version, protocol.Version)
-	case strings.Contains(msg, "Unrecognized remote plugin message: "):
-		// What the binary printed instead of the handshake line.
-		_, line, _ := strings.Cut(msg, "Unrecognized remote plugin message: ")
-		line, _, _ = strings.Cut(line, "\n")
-		said := fmt.Sprintf("it printed %q instead of the handshake", line)
-		if line == "" {
-			said = "it " + pr.exitReason() + " without a handshake"
-		}
-		return fmt.Errorf("%s did not answer as a jumpwire plugin: %s "+
-			"(is it a driver built with the jumpwire sdk? a plugin must print nothing to stdout itself)", binary, said)
-	case strings.Contains(msg, "timeout while waiting for plugin to start"):
-		return fmt.Errorf("%s did not complete its handshake within %v; is it a jumpwire plugin?", binary, o.StartTimeout)
-	case strings.Contains(msg, "plugin exited before we could connect"):
-		return fmt.Errorf("%s %s during its handshake; is it a jumpwire plugin?", binary, pr.exitReason())
+	case line == "":
+		return fmt.Errorf("%s did not answer as a jumpwire plugin: it %s without a handshake "+
+			"(is it a driver built with the jumpwire sdk?)", binary, pr.exitReason())
+	case !isHandshake:
+		return fmt.Errorf("%s did not answer as a jumpwire plugin: it printed %q instead of the handshake "+
+			"(is it a driver built with the jumpwire sdk? a plugin must print nothing to stdout itself)", binary, line)
+	case core == strconv.Itoa(plugin.CoreProtocolVersion) && app != strconv.Itoa(protocol.Version):
+		return fmt.Errorf("%s speaks plugin protocol version %s but this exporter speaks version %d: "+
+			"build the driver with a jumpwire sdk that speaks version %d", binary, app, protocol.Version, protocol.Version)
 	}
 	return fmt.Errorf("%s: %w", binary, err)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/hashicorp/go-plugin/runner"
@@ -25,7 +26,7 @@ import (
 // keeps the exporter's stdin away from it, and records how it exited.
 type processRunner struct {
 	cmd    *exec.Cmd
-	stdout io.ReadCloser
+	stdout *handshakeLine
 	stderr io.ReadCloser
 	pid    int
 
@@ -33,9 +34,13 @@ type processRunner struct {
 	exitOnce sync.Once
 	reason   string // how it exited; valid once exited is closed
 	waitOne  sync.Once
-	waited   chan struct{} // closed once cmd.Wait has returned
-	exitErr  error         // cmd.Wait's answer; valid once waited is closed
-	status   *os.File      // /proc/PID/status, to see a kill before the exit; nil if unreadable
+	killOnce sync.Once
+	// silentAtKill: when first killed, the process was alive and had
+	// neither written a line to stdout nor closed it. Valid after Kill.
+	silentAtKill bool
+	waited       chan struct{} // closed once cmd.Wait has returned
+	exitErr      error         // cmd.Wait's answer; valid once waited is closed
+	status       *os.File      // /proc/PID/status, to see a kill before the exit; nil if unreadable
 
 	// stderrDone is closed once go-plugin has read all of the plugin's
 	// stderr: the process and any child that shared its stderr are gone.
@@ -60,7 +65,7 @@ func newProcessRunner(binary string, env []string) (*processRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &processRunner{cmd: cmd, stdout: stdout,
+	r := &processRunner{cmd: cmd, stdout: &handshakeLine{ReadCloser: stdout},
 		exited: make(chan struct{}), waited: make(chan struct{}), stderrDone: make(chan struct{})}
 	r.stderr = &endReader{ReadCloser: stderr, end: r.stderrDone}
 	return r, nil
@@ -177,7 +182,21 @@ func (r *processRunner) dying() bool {
 	return pending&(1<<(syscall.SIGKILL-1)) != 0
 }
 
-// Linux siginfo_t for SIGCHLD: si_code at offset 8, si_status at offset 24.
+// sigchldInfo is the start of Linux's siginfo_t as waitid fills it for a
+// child: three ints, then the union, which is aligned as a pointer (so it
+// starts at offset 16 on 64-bit systems and 12 on 32-bit ones such as
+// linux/arm), whose SIGCHLD member begins with the pid, the uid and the
+// status. The zero-length array gives the union its alignment on every
+// GOARCH; x/sys's unix.Siginfo only has room for it (128 bytes).
+type sigchldInfo struct {
+	signo, errno, code int32
+	_                  [0]uintptr
+	pid                int32
+	uid                uint32
+	status             int32
+}
+
+// The si_code values of a child's exit.
 const (
 	cldExited = 1 // CLD_EXITED: si_status is the exit status
 	cldKilled = 2 // CLD_KILLED: si_status is the signal
@@ -203,8 +222,8 @@ func (r *processRunner) watchExit() {
 		}
 		break
 	}
-	code := info.Code
-	st := *(*int32)(unsafe.Add(unsafe.Pointer(&info), 24))
+	child := (*sigchldInfo)(unsafe.Pointer(&info))
+	code, st := child.code, child.status
 	reason := "exited with status " + strconv.Itoa(int(st))
 	if code == cldKilled || code == cldDumped {
 		reason = "was killed by " + signalName(syscall.Signal(st))
@@ -228,16 +247,48 @@ func waitReason(err error) string {
 	return err.Error()
 }
 
-// Kill kills the plugin and everything in its process group.
+// Kill kills the plugin and everything in its process group. The first
+// kill records whether the plugin was still waiting silently (no line on
+// stdout, stdout open, alive): go-plugin kills a plugin whose handshake did
+// not come in time. A plugin that closed stdout without a handshake is
+// given a moment to finish exiting, so that its own exit is what is
+// reported.
 func (r *processRunner) Kill(context.Context) error {
 	if r.pid == 0 {
 		return nil
 	}
+	r.killOnce.Do(func() {
+		line, ended := r.stdout.seen()
+		if line == "" && ended {
+			r.exitedWithin(stderrGrace)
+		}
+		select {
+		case <-r.exited:
+		default:
+			r.silentAtKill = line == "" && !ended
+		}
+	})
 	err := syscall.Kill(-r.pid, syscall.SIGKILL)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
 	}
 	return err
+}
+
+// exitedWithin reports whether the process exits within d (at once if it
+// has exited already).
+func (r *processRunner) exitedWithin(d time.Duration) bool {
+	if r.pid == 0 {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.exited:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // exitReason says how the process ended, for messages ("exited with status 3",

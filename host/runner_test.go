@@ -1,8 +1,12 @@
 package host
 
 import (
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestStderrTailKeepsTheCrashLine(t *testing.T) {
@@ -34,5 +38,23 @@ func TestStderrTailKeepsTheCrashLine(t *testing.T) {
 	_, _ = quiet.Write([]byte("a plain line that is no crash\nfatal error"))
 	if got := quiet.crashWords(); got != "" {
 		t.Errorf("crashWords without a crash = %q", got)
+	}
+}
+
+// TestSigchldInfoLayout checks the layout waitid's answer is read with
+// against Linux's siginfo_t: si_status at offset 24 where pointers have 8
+// bytes (amd64, arm64), 20 where they have 4 (arm, 386), and the whole
+// within x/sys's Siginfo.
+func TestSigchldInfoLayout(t *testing.T) {
+	var si sigchldInfo
+	want := uintptr(24)
+	if unsafe.Sizeof(uintptr(0)) == 4 {
+		want = 20
+	}
+	if got := unsafe.Offsetof(si.status); got != want {
+		t.Errorf("si_status at offset %d, want %d on %s", got, want, runtime.GOARCH)
+	}
+	if unsafe.Offsetof(si.code) != 8 || unsafe.Sizeof(si) > unsafe.Sizeof(unix.Siginfo{}) {
+		t.Errorf("si_code at %d, size %d of %d", unsafe.Offsetof(si.code), unsafe.Sizeof(si), unsafe.Sizeof(unix.Siginfo{}))
 	}
 }

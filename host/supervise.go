@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -127,7 +128,7 @@ func startReset(ctx context.Context, spec Spec, launch LaunchOptions) (*Instance
 	}
 	if err := inst.Reset(ctx); err != nil {
 		_ = inst.Stop(ctx)
-		return nil, fmt.Errorf("reset %s: %s", spec.Path, status.Convert(err).Message())
+		return nil, grpcerr.Wrap(err, "reset %s", spec.Path)
 	}
 	return inst, nil
 }

@@ -61,6 +61,7 @@ func Serve(p Plugin) {
 // connect. An exporter from before peer credentials asks for go-plugin's
 // AutoMTLS instead (PLUGIN_CLIENT_CERT), which go-plugin has put in opts.
 func serverOptions(opts []grpc.ServerOption, logger hclog.Logger) []grpc.ServerOption {
+	opts = append(opts, protocol.MarkErrors()...)
 	if os.Getenv("PLUGIN_CLIENT_CERT") != "" {
 		return append(opts, protocol.ServerOptions(protocol.Unix|protocol.TLS)...)
 	}

@@ -8,13 +8,16 @@ package session
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,13 +50,16 @@ const (
 	DefaultMaxStreams = 64
 )
 
-// Session is the running driver instances of one lease, by uuid.
+// Session is the running driver instances of one lease, by uuid. It holds
+// the instances that run a driver only: the exporter's tree resolves an
+// alias (a ref) to the uuid of the instance it stands for before a call
+// gets here.
 type Session struct {
 	ctx  context.Context
 	end  context.CancelCauseFunc
 	opts Options
 
-	instMu sync.RWMutex // guards byUUID: a reload adds and removes instances
+	instMu sync.RWMutex // guards byUUID: a reload adds, swaps and removes instances
 	byUUID map[string]*host.Supervised
 
 	mu       sync.Mutex
@@ -81,10 +87,9 @@ func (e *StartError) Error() string {
 }
 
 // Start starts a process for every spec (by uuid) in parallel and resets each
-// instance. aliases maps further uuids to the uuid of the instance they share.
-// If any instance fails, everything started is stopped and the error is a
-// *StartError naming each failure.
-func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]string, o Options) (*Session, error) {
+// instance. If any instance fails, everything started is stopped and the
+// error is a *StartError naming each failure.
+func Start(ctx context.Context, specs map[string]host.Spec, o Options) (*Session, error) {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -97,7 +102,7 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = DefaultMaxStreams
 	}
-	s := &Session{opts: o, byUUID: make(map[string]*host.Supervised, len(specs)+len(aliases))}
+	s := &Session{opts: o, byUUID: make(map[string]*host.Supervised, len(specs))}
 	s.ctx, s.end = context.WithCancelCause(context.Background())
 
 	var mu sync.Mutex
@@ -123,11 +128,6 @@ func Start(ctx context.Context, specs map[string]host.Spec, aliases map[string]s
 		}
 		_ = s.End(context.Background(), nil)
 		return nil, se
-	}
-	for alias, target := range aliases {
-		if inst, ok := s.byUUID[target]; ok {
-			s.byUUID[alias] = inst
-		}
 	}
 	return s, nil
 }
@@ -160,7 +160,7 @@ func (s *Session) Health(uuid string) (host.Health, bool) {
 	return inst.Health(), true
 }
 
-// Pids returns the plugin process ids by uuid (aliases included).
+// Pids returns the plugin process ids by uuid.
 func (s *Session) Pids() map[string]int {
 	s.instMu.RLock()
 	defer s.instMu.RUnlock()
@@ -295,7 +295,7 @@ func (s *Session) Stream(ctx context.Context, uuid, method string) (st pluginv1.
 		done()
 		return nil, nil, nil, s.cause(ctx, err)
 	}
-	explain = func(err error) error { return s.cause(ctx, proc.StreamError(ctx, err)) }
+	explain = func(err error) error { return s.cause(ctx, proc.StreamError(ctx, st, err)) }
 	return st, explain, func() { cancel(); done() }, nil
 }
 
@@ -307,30 +307,25 @@ func (s *Session) cause(ctx context.Context, err error) error {
 	return err
 }
 
-// Reset resets every instance.
+// Reset resets every instance, in the order of their paths. Each failure
+// keeps its driver's code; the first decides the code of the whole.
 func (s *Session) Reset(ctx context.Context) error {
+	insts := s.instances()
+	slices.SortFunc(insts, func(a, b *host.Supervised) int { return strings.Compare(a.Spec().Path, b.Spec().Path) })
 	var errs []error
-	for _, inst := range s.unique() {
+	for _, inst := range insts {
 		if err := inst.Reset(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("reset %s: %s", inst.Spec().Path, status.Convert(err).Message()))
+			errs = append(errs, grpcerr.Wrap(err, "reset %s", inst.Spec().Path))
 		}
 	}
-	return errors.Join(errs...)
+	return grpcerr.Join(errs...)
 }
 
-// unique lists each instance once (aliases share instances).
-func (s *Session) unique() []*host.Supervised {
+// instances lists the running instances.
+func (s *Session) instances() []*host.Supervised {
 	s.instMu.RLock()
 	defer s.instMu.RUnlock()
-	seen := map[*host.Supervised]bool{}
-	var out []*host.Supervised
-	for _, inst := range s.byUUID {
-		if !seen[inst] {
-			seen[inst] = true
-			out = append(out, inst)
-		}
-	}
-	return out
+	return slices.Collect(maps.Values(s.byUUID))
 }
 
 // End ends the session: calls and streams in flight are cancelled with cause
@@ -354,7 +349,7 @@ func (s *Session) End(ctx context.Context, cause error) error {
 		errs []error
 		wg   sync.WaitGroup
 	)
-	for _, inst := range s.unique() {
+	for _, inst := range s.instances() {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, s.opts.StopTimeout)
 			defer cancel()
@@ -388,28 +383,11 @@ func (s *Session) Add(ctx context.Context, uuid string, spec host.Spec) error {
 	return nil
 }
 
-// Alias makes uuid another name for the instance serving target (or removes
-// the alias when target is "").
-func (s *Session) Alias(uuid, target string) {
-	s.instMu.Lock()
-	defer s.instMu.Unlock()
-	if inst, ok := s.byUUID[target]; ok && target != "" {
-		s.byUUID[uuid] = inst
-		return
-	}
-	delete(s.byUUID, uuid)
-}
-
-// Remove stops the instance under uuid (a reload removed it), with its
-// aliases.
+// Remove stops the instance under uuid (a reload removed it).
 func (s *Session) Remove(ctx context.Context, uuid string) error {
 	s.instMu.Lock()
 	inst, ok := s.byUUID[uuid]
-	for id, other := range s.byUUID {
-		if other == inst {
-			delete(s.byUUID, id)
-		}
-	}
+	delete(s.byUUID, uuid)
 	s.instMu.Unlock()
 	if !ok {
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 
@@ -244,30 +243,6 @@ func arguments(d *client.Driver, method string, given []string, toComplete strin
 		comps = append(comps, "true", "false")
 	}
 	return comps, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
-}
-
-// completeTypes lists the driver types (and aliases) on the plugin search path.
-func completeTypes(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	dirs, _ := cmd.Flags().GetStringArray("plugin-dir")
-	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second) // new binaries are asked once
-	defer cancel()
-	entries, _ := newPluginCatalog(dirs).Entries(ctx)
-	var comps []string
-	for _, e := range entries {
-		for _, t := range e.Info.GetTypes() {
-			for _, name := range append([]string{t.Name}, t.Aliases...) {
-				if strings.HasPrefix(name, toComplete) && !slices.ContainsFunc(comps, func(c string) bool {
-					return strings.HasPrefix(c, name+"\t")
-				}) {
-					comps = append(comps, withDescription(name, oneLine(t.Description)))
-				}
-			}
-		}
-	}
-	return comps, cobra.ShellCompDirectiveNoFileComp
 }
 
 // withDescription appends a description for the shells that show one (zsh, fish).

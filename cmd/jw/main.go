@@ -77,3 +77,9 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// exitError carries an exit status out of a command: a child's in `jw shell
+// -- CMD`, or 128+signal when a console ends on a signal.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }

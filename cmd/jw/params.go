@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/jumpwire-dev/jumpwire/client"
-	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 )
 
 // bindArgs turns the words after METHOD into the call's positional arguments. Without named
@@ -97,24 +96,6 @@ func paramIndex(sig client.Signature, name string) int {
 		}
 	}
 	return -1
-}
-
-// pluginSignature is what a plugin describes of method m, in the client's terms.
-func pluginSignature(m *pluginv1.Method) client.Signature {
-	sig := client.Signature{Params: []client.Param{}, Variadic: m.Variadic, Result: m.Result}
-	for i, typ := range m.Params {
-		p := client.Param{Type: typ}
-		if i < len(m.ParamInfo) {
-			p.Name = m.ParamInfo[i].Name
-			if def := m.ParamInfo[i].Default; def != nil {
-				if b, err := def.MarshalJSON(); err == nil {
-					p.Default = b
-				}
-			}
-		}
-		sig.Params = append(sig.Params, p)
-	}
-	return sig
 }
 
 // paramJSON is one parameter under -o json (jw tree, jw plugins inspect): name is "" when the

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -7,15 +9,12 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/jumpwire-dev/jumpwire/client"
-	"github.com/jumpwire-dev/jumpwire/host"
-	"github.com/jumpwire-dev/jumpwire/plugins"
-	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
-	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
+	"github.com/jumpwire-dev/jumpwire/exporter"
 )
 
 // shortSHA is how many hex digits of a sha256 the text output shows.
@@ -28,7 +27,7 @@ func newPluginsCmd(g *globals) *cobra.Command {
 		Short: "List and inspect the driver plugins on the search path",
 		Long: `List the driver plugin binaries an exporter would find, and what each provides.
 
-The search path is the --plugin-dir directories, then those in $` + plugins.PathEnv + `,
+The search path is the --plugin-dir directories, then those in $` + exporter.PluginPathEnv + `,
 then the plugins directory next to jw. A binary is asked what it provides the first time its
 content (its sha256) is seen; the answer is cached in ` + cacheDirHelp() + `.
 When several binaries provide a type, an exporter uses the newest version, unless the
@@ -51,7 +50,7 @@ that could not be asked what they provide.`,
 				if err := g.checkOutput(); err != nil {
 					return err
 				}
-				return listPlugins(cmd.Context(), cmd.OutOrStdout(), newPluginCatalog(dirs), g.output == outputJSON)
+				return listPlugins(cmd.Context(), cmd.OutOrStdout(), exporter.NewPluginCatalog(dirs), g.output == outputJSON)
 			},
 		},
 		&cobra.Command{
@@ -65,7 +64,7 @@ its config takes. The binary shown is the one an exporter uses without pins.`,
 				if err := g.checkOutput(); err != nil {
 					return err
 				}
-				return inspectPlugin(cmd.Context(), cmd.OutOrStdout(), newPluginCatalog(dirs), args[0], g.output == outputJSON)
+				return inspectPlugin(cmd.Context(), cmd.OutOrStdout(), exporter.NewPluginCatalog(dirs), args[0], g.output == outputJSON)
 			},
 		},
 	)
@@ -83,18 +82,10 @@ func pluginArgs(n int, msg string) cobra.PositionalArgs {
 }
 
 func cacheDirHelp() string {
-	if d := plugins.CacheDir(); d != "" {
+	if d := exporter.PluginCacheDir(); d != "" {
 		return d
 	}
 	return "$XDG_CACHE_HOME/jumpwire/plugins"
-}
-
-// newPluginCatalog is the catalog an exporter started with --plugin-dir dirs
-// would search.
-func newPluginCatalog(dirs []string) *plugins.Catalog {
-	return plugins.New(plugins.SearchPath(dirs), func(ctx context.Context, bin string) (*pluginv1.DescribeResponse, error) {
-		return host.Describe(ctx, bin, hclog.NewNullLogger())
-	})
 }
 
 // pluginRow is one driver type of one binary, as `jw plugins list` shows it.
@@ -134,44 +125,33 @@ type pluginList struct {
 }
 
 // collectPlugins scans the search path and lists what it holds.
-func collectPlugins(ctx context.Context, c *plugins.Catalog) pluginList {
-	entries, failures := c.Entries(ctx)
-	l := pluginList{SearchPath: nonNilStrings(c.Dirs()), Types: []pluginRow{}, Duplicates: []pluginDuplicate{}, Failed: []pluginFailure{}}
-	for _, e := range entries {
-		for _, t := range e.Info.GetTypes() {
-			used, _, _ := c.Lookup(ctx, t.Name, plugins.Pin{})
-			l.Types = append(l.Types, pluginRow{
-				Type: t.Name, Aliases: nonNilStrings(t.Aliases), Binary: e.Binary,
-				Version: e.Info.GetVersion(), SDKVersion: e.Info.GetSdkVersion(),
-				Protocol: e.Protocol(), ProtocolNewer: e.NewerProtocol(), SHA256: e.SHA256,
-				Shadowed: used != e,
-			})
-		}
+func collectPlugins(ctx context.Context, c *exporter.PluginCatalog) pluginList {
+	found := c.List(ctx)
+	l := pluginList{SearchPath: nonNilStrings(found.SearchPath), Types: []pluginRow{}, Duplicates: []pluginDuplicate{}, Failed: []pluginFailure{}}
+	for _, t := range found.Types { // by type; the binary used without pins first
+		b := t.Binary
+		l.Types = append(l.Types, pluginRow{
+			Type: t.Name, Aliases: nonNilStrings(t.Aliases), Binary: b.Path,
+			Version: b.Version, SDKVersion: b.SDKVersion,
+			Protocol: b.Protocol, ProtocolNewer: b.ProtocolNewer, SHA256: b.SHA256,
+			Shadowed: t.Shadowed,
+		})
 	}
-	// By type; the binary used without pins first.
-	slices.SortStableFunc(l.Types, func(a, b pluginRow) int {
-		if c := strings.Compare(a.Type, b.Type); c != 0 {
-			return c
-		}
-		switch {
-		case a.Shadowed == b.Shadowed:
-			return -plugins.Newer(a.Version, b.Version)
-		case b.Shadowed:
-			return -1
-		}
-		return 1
-	})
-	for _, d := range c.Duplicates(ctx) {
+	for _, d := range found.Duplicates {
 		pd := pluginDuplicate{Names: d.Names}
-		for _, e := range d.Entries {
-			pd.Binaries = append(pd.Binaries, duplicateBinary{Binary: e.Binary, Version: e.Info.GetVersion(), SHA256: e.SHA256})
+		for _, b := range d.Binaries {
+			pd.Binaries = append(pd.Binaries, duplicateOf(b))
 		}
 		l.Duplicates = append(l.Duplicates, pd)
 	}
-	for _, f := range failures {
-		l.Failed = append(l.Failed, pluginFailure{Binary: f.Binary, Error: f.Error()})
+	for _, f := range found.Failed {
+		l.Failed = append(l.Failed, pluginFailure{Binary: f.Binary, Error: f.Err.Error()})
 	}
 	return l
+}
+
+func duplicateOf(b exporter.PluginBinary) duplicateBinary {
+	return duplicateBinary{Binary: b.Path, Version: b.Version, SHA256: b.SHA256}
 }
 
 func nonNilStrings(s []string) []string {
@@ -182,14 +162,14 @@ func nonNilStrings(s []string) []string {
 }
 
 // listPlugins prints the plugin list as a table and sections, or as JSON.
-func listPlugins(ctx context.Context, out io.Writer, c *plugins.Catalog, asJSON bool) error {
+func listPlugins(ctx context.Context, out io.Writer, c *exporter.PluginCatalog, asJSON bool) error {
 	l := collectPlugins(ctx, c)
 	if asJSON {
 		return writePluginJSON(out, l)
 	}
 	if len(l.Types) == 0 && len(l.Failed) == 0 {
 		_, err := fmt.Fprintf(out, "no plugin binaries found (searched %s; add directories with --plugin-dir or %s)\n",
-			strings.Join(l.SearchPath, ", "), plugins.PathEnv)
+			strings.Join(l.SearchPath, ", "), exporter.PluginPathEnv)
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -213,8 +193,8 @@ func listPlugins(ctx context.Context, out io.Writer, c *plugins.Catalog, asJSON 
 		return err
 	}
 	if newer {
-		fmt.Fprintf(out, "\n(newer): the binary speaks a newer plugin protocol than this jw (%d.%d); it is accepted, and what the newer protocol adds is not used\n",
-			protocol.Version, protocol.Minor)
+		fmt.Fprintf(out, "\n(newer): the binary speaks a newer plugin protocol than this jw (%s); it is accepted, and what the newer protocol adds is not used\n",
+			exporter.PluginProtocol())
 	}
 	if len(l.Duplicates) > 0 {
 		fmt.Fprintln(out, "\nDuplicates: the first binary is used; pin another with \"version:\" or \"sha256:\" in the instance")
@@ -281,43 +261,29 @@ type typeDoc struct {
 	AlsoIn        []duplicateBinary `json:"also_provided_by"` // shadowed binaries providing the same type
 }
 
-// methodKind names a method kind for people and, with "_" for " ", for JSON.
-func methodKind(k pluginv1.MethodKind) string {
-	switch k {
-	case pluginv1.MethodKind_METHOD_KIND_STREAMING:
-		return "streaming"
-	case pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM:
-		return "byte stream"
-	}
-	return "unary"
-}
-
 // inspectPlugin prints one driver type: its binary, methods and config keys.
-func inspectPlugin(ctx context.Context, out io.Writer, c *plugins.Catalog, name string, asJSON bool) error {
-	e, t, err := c.Lookup(ctx, name, plugins.Pin{})
+func inspectPlugin(ctx context.Context, out io.Writer, c *exporter.PluginCatalog, name string, asJSON bool) error {
+	t, err := c.Inspect(ctx, name)
 	if err != nil {
 		return err
 	}
+	b := t.Binary
 	d := typeDoc{
 		Type: t.Name, Description: t.Description, Client: t.Client, Aliases: nonNilStrings(t.Aliases), Exclusive: t.Exclusive,
-		Binary: e.Binary, Version: e.Info.GetVersion(), SDKVersion: e.Info.GetSdkVersion(),
-		Protocol: e.Protocol(), ProtocolNewer: e.NewerProtocol(), SHA256: e.SHA256,
+		Binary: b.Path, Version: b.Version, SDKVersion: b.SDKVersion,
+		Protocol: b.Protocol, ProtocolNewer: b.ProtocolNewer, SHA256: b.SHA256,
 		Methods: []methodDoc{}, Config: []configKeyDoc{}, AlsoIn: []duplicateBinary{},
 	}
 	for _, m := range t.Methods {
 		sig := pluginSignature(m)
-		d.Methods = append(d.Methods, methodDoc{Name: m.Name, Kind: methodKind(m.Kind), Params: paramDocs(sig),
+		d.Methods = append(d.Methods, methodDoc{Name: m.Name, Kind: m.Kind, Params: paramDocs(sig),
 			Variadic: m.Variadic, Result: m.Result, Description: m.Description, sig: sig})
 	}
 	for _, k := range t.Config {
 		d.Config = append(d.Config, configKeyDoc{Name: k.Name, Type: k.Type, Description: k.Description})
 	}
-	for _, dup := range c.Duplicates(ctx) {
-		if slices.Contains(dup.Names, t.Name) {
-			for _, o := range dup.Entries[1:] {
-				d.AlsoIn = append(d.AlsoIn, duplicateBinary{Binary: o.Binary, Version: o.Info.GetVersion(), SHA256: o.SHA256})
-			}
-		}
+	for _, o := range t.Shadows {
+		d.AlsoIn = append(d.AlsoIn, duplicateOf(o))
 	}
 	if asJSON {
 		for i := range d.Methods {
@@ -337,7 +303,7 @@ func renderPluginType(out io.Writer, d typeDoc) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
 	proto := d.Protocol
 	if d.ProtocolNewer {
-		proto += fmt.Sprintf(", newer than this jw's %d.%d: accepted", protocol.Version, protocol.Minor)
+		proto += fmt.Sprintf(", newer than this jw's %s: accepted", exporter.PluginProtocol())
 	}
 	fmt.Fprintf(tw, "  binary:\t%s\n", d.Binary)
 	fmt.Fprintf(tw, "  version:\t%s (sdk %s, plugin protocol %s)\n", dashIfEmpty(d.Version), dashIfEmpty(d.SDKVersion), proto)
@@ -380,4 +346,34 @@ func renderPluginType(out io.Writer, d typeDoc) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", k.Name, dashIfEmpty(k.Type), oneLine(k.Description))
 	}
 	return tw.Flush()
+}
+
+// pluginSignature is what a plugin describes of method m, in the client's terms.
+func pluginSignature(m exporter.PluginMethod) client.Signature {
+	sig := client.Signature{Params: []client.Param{}, Variadic: m.Variadic, Result: m.Result}
+	for _, p := range m.Params {
+		sig.Params = append(sig.Params, client.Param{Name: p.Name, Type: p.Type, Default: p.Default})
+	}
+	return sig
+}
+
+// completeTypes lists the driver types (and aliases) on the plugin search path.
+func completeTypes(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	dirs, _ := cmd.Flags().GetStringArray("plugin-dir")
+	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second) // new binaries are asked once
+	defer cancel()
+	var comps []string
+	for _, t := range exporter.NewPluginCatalog(dirs).List(ctx).Types {
+		for _, name := range append([]string{t.Name}, t.Aliases...) {
+			if strings.HasPrefix(name, toComplete) && !slices.ContainsFunc(comps, func(c string) bool {
+				return strings.HasPrefix(c, name+"\t")
+			}) {
+				comps = append(comps, withDescription(name, oneLine(t.Description)))
+			}
+		}
+	}
+	return comps, cobra.ShellCompDirectiveNoFileComp
 }

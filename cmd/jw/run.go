@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -17,7 +19,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/exporter"
-	"github.com/jumpwire-dev/jumpwire/session"
 	"github.com/spf13/cobra"
 )
 
@@ -34,8 +35,8 @@ type serveFlags struct {
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, level string) {
-	cmd.Flags().IntVar(&f.maxCalls, "max-calls", session.DefaultMaxCalls, "calls in flight a session allows at once (more fail with RESOURCE_EXHAUSTED)")
-	cmd.Flags().IntVar(&f.maxStreams, "max-streams", session.DefaultMaxStreams, "byte streams a session allows open at once")
+	cmd.Flags().IntVar(&f.maxCalls, "max-calls", exporter.DefaultMaxCalls, "calls in flight a session allows at once (more fail with RESOURCE_EXHAUSTED)")
+	cmd.Flags().IntVar(&f.maxStreams, "max-streams", exporter.DefaultMaxStreams, "byte streams a session allows open at once")
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "exporter config file (required)")
 	cmd.Flags().StringArrayVar(&f.pluginDirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", level, "log level: trace, debug, info, warn, error")
@@ -144,10 +145,6 @@ func privateDir(dir string) error {
 	}
 	return nil
 }
-
-// passphraseEnv is the environment variable holding the passphrase, for
-// `jw run` on TCP and for clients, when no flag gives it.
-const passphraseEnv = "JUMPWIRE_PASSPHRASE"
 
 // listenFlags are `jw run`'s flags for where and how it serves.
 type listenFlags struct {
@@ -265,20 +262,6 @@ func (f *listenFlags) resolve(cmd *cobra.Command) (*serving, error) {
 			s.addr, passphraseEnv)
 	}
 	return &s, nil
-}
-
-// readPassphrase reads a passphrase file: its first line, without the line end.
-func readPassphrase(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("--passphrase-file: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("--passphrase-file %s: the first line is empty", path)
-	}
-	return line, nil
 }
 
 // options are the exporter's serve options.

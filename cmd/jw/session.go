@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jumpwire-dev/jumpwire/client"
-	"github.com/jumpwire-dev/jumpwire/exporter"
 	adminv1 "github.com/jumpwire-dev/jumpwire/proto/admin/v1"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 )
@@ -225,14 +224,14 @@ func (g *globals) watchStatus(cmd *cobra.Command) error {
 		}
 		when := e.GetTimestamp().AsTime()
 		f := e.StructuredFields
-		if v, ok := f[exporter.LogStatusVersion]; ok && e.Uuid == "" {
+		if v, ok := f[client.LogStatusVersion]; ok && e.Uuid == "" {
 			version, err := strconv.ParseUint(v, 10, 64)
 			if err != nil || version <= last {
 				continue
 			}
 			last = version
-			doc := statusDocument{Status: f[exporter.LogStatus], Version: version, Message: f["message"],
-				PreviousStatus: f[exporter.LogPreviousStatus]}
+			doc := statusDocument{Status: f[client.LogStatus], Version: version, Message: f["message"],
+				PreviousStatus: f[client.LogPreviousStatus]}
 			if err := g.printStatusEvent(out, when, doc); err != nil {
 				return err
 			}

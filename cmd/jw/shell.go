@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -15,11 +17,6 @@ import (
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"github.com/spf13/cobra"
 )
-
-// exitError carries a child's exit status out of `jw shell -- CMD`.
-type exitError struct{ code int }
-
-func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func newShellCmd() *cobra.Command {
 	var f serveFlags

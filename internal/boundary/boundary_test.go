@@ -96,6 +96,55 @@ func TestImportBoundary(t *testing.T) {
 	}
 }
 
+// cliMayImport are the root module's packages that cmd/jw may import
+// directly (DESIGN.md: cmd -> exporter, client): the exporter, with its
+// config, for the exporter-side commands, the client library for the
+// client side, and the generated API both speak. What the exporter-side
+// commands need of host, plugins and session, the exporter offers.
+var cliMayImport = under("exporter", "client", "proto")
+
+// directViolations lists the packages of the root module that pkg imports
+// directly and allowed does not admit.
+func directViolations(imports map[string][]string, pkg string, allowed func(string) bool) []string {
+	var out []string
+	for _, p := range imports[pkg] {
+		if (p == module || strings.HasPrefix(p, module+"/")) && !allowed(p) {
+			out = append(out, strings.TrimPrefix(pkg, module+"/")+" imports "+strings.TrimPrefix(p, module+"/")+
+				": the CLI imports only exporter and client of the root module")
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestCLIImports checks that cmd/jw imports, of the root module, only the
+// exporter and the client (and the generated API).
+func TestCLIImports(t *testing.T) {
+	imports := goList(t, "../..", "./cmd/jw")
+	if _, ok := imports[module+"/cmd/jw"]; !ok {
+		t.Fatalf("go list did not list %s/cmd/jw", module)
+	}
+	for _, v := range directViolations(imports, module+"/cmd/jw", cliMayImport) {
+		t.Error(v)
+	}
+}
+
+func TestCLIImportsMessage(t *testing.T) {
+	imports := map[string][]string{
+		module + "/cmd/jw": {"fmt", module + "/exporter", module + "/exporter/config", module + "/client",
+			module + "/proto/admin/v1", module + "/session", module + "/sdk/protocol", module + "/clientele"},
+	}
+	got := directViolations(imports, module+"/cmd/jw", cliMayImport)
+	want := []string{
+		"cmd/jw imports clientele: the CLI imports only exporter and client of the root module",
+		"cmd/jw imports sdk/protocol: the CLI imports only exporter and client of the root module",
+		"cmd/jw imports session: the CLI imports only exporter and client of the root module",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
 // TestSDKModuleAlone checks that the SDK is a module of its own that needs
 // nothing of the root module: a vendor's go.mod requires the SDK only.
 func TestSDKModuleAlone(t *testing.T) {

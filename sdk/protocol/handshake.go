@@ -15,7 +15,8 @@ const Version = 1
 // Minor is the minor version of the protocol. Within a major version, minor
 // versions only add. Minor 1 added resource streams ([ResourceHeader]);
 // minor 2 named parameters and their defaults (Method.param_info).
-const Minor = 2
+// minor 3 marks the plugin's own errors ([DriverErrorTrailer]).
+const Minor = 3
 
 // PluginName is the name under which a plugin binary serves its driver.
 const PluginName = "driver"

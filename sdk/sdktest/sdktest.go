@@ -67,7 +67,7 @@ func serve(p sdk.Plugin, logger hclog.Logger, dir string) (rpc pluginv1.DriverCl
 	if err != nil {
 		return nil, nil, err
 	}
-	gs := grpc.NewServer(protocol.ServerOptions(protocol.Unix)...)
+	gs := grpc.NewServer(append(protocol.ServerOptions(protocol.Unix), protocol.MarkErrors()...)...)
 	protocol.RegisterService(gs, &pluginv1.Driver_ServiceDesc, srv)
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("unix://"+lis.Addr().String(),

@@ -32,12 +32,14 @@ type Config struct {
 // Faulty is a driver that fails in the ways its methods name.
 type Faulty struct {
 	sdk.Base
+	resetErr atomic.Pointer[error] // what Reset returns, set by fail_reset
 }
 
 // Interface guards
 var (
-	_ sdk.Driver = (*Faulty)(nil)
-	_ sdk.Closer = (*Faulty)(nil)
+	_ sdk.Driver   = (*Faulty)(nil)
+	_ sdk.Closer   = (*Faulty)(nil)
+	_ sdk.Resetter = (*Faulty)(nil)
 )
 
 // ignoringShutdown is set by IgnoreShutdown: Close and the end of main then
@@ -61,6 +63,9 @@ func New(cfg Config) (*Faulty, error) {
 func (f *Faulty) Exports() []sdk.Method {
 	return []sdk.Method{
 		sdk.Export("ok", f.OK, "Return \"ok\""),
+		sdk.Export("fail", f.Fail, "Fail with an error of kind (an sdk error kind's name) saying msg"),
+		sdk.Export("fail_streaming", f.FailStreaming, "Yield once, then fail as fail does"),
+		sdk.Export("fail_reset", f.FailReset, "Make every later Reset fail as fail does"),
 		sdk.Export("panic", f.Panic, "Panic with msg"),
 		sdk.Export("crash", f.Crash, "Panic with msg in a goroutine of the driver's own, which ends the process"),
 		sdk.Export("exit", f.Exit, "Exit the plugin process with code"),
@@ -77,6 +82,52 @@ func (f *Faulty) Exports() []sdk.Method {
 
 // OK returns "ok".
 func (f *Faulty) OK(context.Context) (string, error) { return "ok", nil }
+
+// kinds are the SDK's error kinds by the names the fail methods take.
+var kinds = map[string]error{
+	"not_found":        sdk.ErrNotFound,
+	"unsupported":      sdk.ErrUnsupported,
+	"invalid_argument": sdk.ErrInvalidArgument,
+	"unavailable":      sdk.ErrUnavailable,
+	"io":               sdk.ErrIO,
+	"busy":             sdk.ErrBusy,
+}
+
+// kindError is an error of the kind named kind whose text is msg.
+func kindError(kind, msg string) error {
+	k, ok := kinds[kind]
+	if !ok {
+		return sdk.Errorf(sdk.ErrInvalidArgument, "no error kind %q", kind)
+	}
+	return sdk.Errorf(k, "%s", msg)
+}
+
+// Fail fails with an error of the named kind saying msg.
+func (f *Faulty) Fail(_ context.Context, kind, msg string) error { return kindError(kind, msg) }
+
+// FailStreaming yields "first", then fails as Fail does.
+func (f *Faulty) FailStreaming(_ context.Context, kind, msg string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if yield("first", nil) {
+			yield("", kindError(kind, msg))
+		}
+	}
+}
+
+// FailReset makes every later Reset fail as Fail does.
+func (f *Faulty) FailReset(_ context.Context, kind, msg string) error {
+	err := kindError(kind, msg)
+	f.resetErr.Store(&err)
+	return nil
+}
+
+// Reset fails when FailReset asked it to.
+func (f *Faulty) Reset(context.Context) error {
+	if err := f.resetErr.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
 
 // Panic panics with msg.
 func (f *Faulty) Panic(_ context.Context, msg string) error { panic(msg) }
