@@ -325,9 +325,13 @@ func (i *Instance) Stop(ctx context.Context) error {
 	}
 	var err error
 	if i.alive() == nil {
-		cctx, done := i.join(ctx)
+		// Not join: a retired instance's cut must end what is left of its
+		// calls, not its Close.
+		cctx, cancel := context.WithCancelCause(ctx)
+		stop := context.AfterFunc(i.life, func() { cancel(context.Cause(i.life)) })
 		_, err = i.proc.rpc.Close(cctx, &pluginv1.CloseRequest{})
-		done()
+		stop()
+		cancel(nil)
 		if err != nil {
 			err = fmt.Errorf("host: close %s: %s", i.spec.Path, status.Convert(err).Message())
 		}

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"os"
@@ -24,17 +25,23 @@ import (
 // Config configures a faulty driver.
 type Config struct {
 	FailConfig bool `json:"fail_config" doc:"reject this config"`
+	// LifecycleLog, when set, is a file the driver appends a line to on each
+	// Reset and Close ("reset PID", "close PID"), so a test can count them
+	// across the driver's processes.
+	LifecycleLog string `json:"lifecycle_log" doc:"append 'reset PID' and 'close PID' lines to this file"`
 }
 
 // Faulty is a driver that fails in the ways its methods name.
 type Faulty struct {
 	sdk.Base
+	lifecycleLog string
 }
 
 // Interface guards
 var (
-	_ sdk.Driver = (*Faulty)(nil)
-	_ sdk.Closer = (*Faulty)(nil)
+	_ sdk.Driver   = (*Faulty)(nil)
+	_ sdk.Resetter = (*Faulty)(nil)
+	_ sdk.Closer   = (*Faulty)(nil)
 )
 
 // ignoringShutdown is set by IgnoreShutdown: Close and the end of main then
@@ -46,7 +53,23 @@ func New(cfg Config) (*Faulty, error) {
 	if cfg.FailConfig {
 		return nil, sdk.InvalidConfig("fail_config", "asked to fail")
 	}
-	return &Faulty{}, nil
+	return &Faulty{lifecycleLog: cfg.LifecycleLog}, nil
+}
+
+// Reset records itself in the lifecycle log.
+func (f *Faulty) Reset(context.Context) error { return f.record("reset") }
+
+// record appends "event PID" to the lifecycle log, if there is one.
+func (f *Faulty) record(event string) error {
+	if f.lifecycleLog == "" {
+		return nil
+	}
+	file, err := os.OpenFile(f.lifecycleLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(file, "%s %d\n", event, os.Getpid())
+	return errors.Join(err, file.Close())
 }
 
 // Exports lists the methods clients call.
@@ -194,12 +217,13 @@ func (f *Faulty) IgnoreShutdown(context.Context) error {
 	return nil
 }
 
-// Close returns at once, or never once IgnoreShutdown was called.
+// Close records itself in the lifecycle log and returns, or never returns
+// once IgnoreShutdown was called.
 func (f *Faulty) Close(context.Context) error {
 	if ignoringShutdown.Load() {
 		select {} // not even the context's end stops it
 	}
-	return nil
+	return f.record("close")
 }
 
 // EchoPanic sends back what one read returns, then panics.
