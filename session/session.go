@@ -246,6 +246,9 @@ func (s *Session) begin(ctx context.Context, k kind) (context.Context, func(), e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
+		if cause := context.Cause(s.ctx); cause != nil {
+			return nil, nil, cause // why it ended: the lease was released, the exporter stops
+		}
 		return nil, nil, ErrEnded
 	}
 	n, limit, what, label := &s.calls, s.opts.MaxCalls, "calls", "calls"

@@ -26,8 +26,9 @@ import (
 type Config struct {
 	FailConfig bool `json:"fail_config" doc:"reject this config"`
 	// LifecycleLog, when set, is a file the driver appends a line to on each
-	// Reset and Close ("reset PID", "close PID"), so a test can count them
-	// across the driver's processes.
+	// Reset and Close and when a sleep starts and is cancelled ("reset PID",
+	// "close PID", "sleeping PID", "cancelled PID"), so a test can count and
+	// order them across the driver's processes.
 	LifecycleLog string `json:"lifecycle_log" doc:"append 'reset PID' and 'close PID' lines to this file"`
 }
 
@@ -110,15 +111,19 @@ func (f *Faulty) Exit(_ context.Context, code int) error {
 	return nil
 }
 
-// Sleep sleeps for seconds, or until ctx is done. It logs "sleeping" first,
+// Sleep sleeps for seconds, or until ctx is done (which it records in the
+// lifecycle log as "cancelled PID"). It logs and records "sleeping" first,
 // so a test can see the call is in the driver.
 func (f *Faulty) Sleep(ctx context.Context, seconds float64) error {
 	f.Logger().Info("sleeping", "seconds", seconds)
+	if err := f.record("sleeping"); err != nil {
+		return err
+	}
 	t := time.NewTimer(time.Duration(seconds * float64(time.Second)))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return errors.Join(ctx.Err(), f.record("cancelled"))
 	case <-t.C:
 		return nil
 	}
