@@ -21,6 +21,7 @@ import (
 
 // event is one line of `go test -json` (see `go doc test2json`).
 type event struct {
+	Time    time.Time
 	Action  string
 	Package string
 	Test    string
@@ -45,6 +46,7 @@ func main() {
 // test or package failed.
 func filter(r io.Reader, w io.Writer, slow time.Duration) (failed bool, err error) {
 	outputs := map[string]*strings.Builder{} // by package and top-level test, until it ends
+	started := map[string]time.Time{}        // by package and top-level test
 	in := bufio.NewScanner(r)
 	in.Buffer(make([]byte, 64<<10), 16<<20)
 	for in.Scan() {
@@ -79,10 +81,19 @@ func filter(r io.Reader, w io.Writer, slow time.Duration) (failed bool, err erro
 			if e.Action == "fail" {
 				failed = true
 			}
+		case e.Action == "run":
+			started[key] = e.Time
 		case e.Action == "pass" || e.Action == "skip":
 			delete(outputs, key)
-			if e.Action == "pass" && e.Elapsed >= slow.Seconds() {
-				fmt.Fprintf(w, "    %s %s (%.1fs)\n", shortPackage(e.Package), e.Test, e.Elapsed)
+			// A test whose subtests are parallel reports an Elapsed of 0:
+			// its wall time is from its start to its end.
+			took := max(e.Elapsed, e.Time.Sub(started[key]).Seconds())
+			if started[key].IsZero() || e.Time.IsZero() {
+				took = e.Elapsed
+			}
+			delete(started, key)
+			if e.Action == "pass" && took >= slow.Seconds() {
+				fmt.Fprintf(w, "    %s %s (%.1fs)\n", shortPackage(e.Package), e.Test, took)
 			}
 		case e.Action == "fail":
 			failed = true
@@ -90,6 +101,7 @@ func filter(r io.Reader, w io.Writer, slow time.Duration) (failed bool, err erro
 				fmt.Fprint(w, b.String())
 			}
 			delete(outputs, key)
+			delete(started, key)
 		}
 	}
 	return failed, in.Err()

@@ -39,6 +39,13 @@ func TestFilter(t *testing.T) {
 		want:       "=== RUN   TestX\n    x_test.go:9: boom\n--- FAIL: TestX (0.1s)\nFAIL\nFAIL\t" + pkg + "\t0.2s\n",
 		wantFailed: true,
 	}, {
+		name: "a test of parallel subtests is timed by the clock, as its Elapsed is 0",
+		in: []string{
+			`{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"` + pkg + `","Test":"TestP"}`,
+			`{"Time":"2026-01-01T00:00:03Z","Action":"pass","Package":"` + pkg + `","Test":"TestP","Elapsed":0}`,
+		},
+		want: "    host TestP (3.0s)\n",
+	}, {
 		name:       "lines that are not events pass through",
 		in:         []string{"# github.com/jumpwire-dev/jumpwire/host", "host/x.go:1:1: syntax error"},
 		want:       "# github.com/jumpwire-dev/jumpwire/host\nhost/x.go:1:1: syntax error\n",
