@@ -433,7 +433,11 @@ func (s *Supervised) Swap(ctx context.Context, spec Spec, o SwapOptions) error {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Drain)
 		_ = old.Drain(dctx)
 		cancel()
-		_ = old.Stop(context.WithoutCancel(ctx))
+		// Close gets the drain's time again, then the process is stopped
+		// whatever its driver is doing.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Drain)
+		_ = old.Stop(sctx)
+		cancel()
 	}
 	if o.Exclusive {
 		retire()
