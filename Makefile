@@ -9,7 +9,7 @@ PYTHON   ?= python3
 VENV     := .venv
 PYREQS   := $(sort $(wildcard python/requirements*.txt))
 
-.PHONY: all build cross venv compat-upstream board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
+.PHONY: all build cross venv compat-upstream board-deps image demo test test-go test-e2e bench-smoke bench abuse fuzz proto proto-check lint fmt clean
 
 # Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
 BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
@@ -51,14 +51,47 @@ image: board-deps
 demo: build image
 	@PATH="$(CURDIR)/$(BIN):$$PATH" BOARD_IMAGE="$(BOARD_IMAGE)" ./examples/tour.sh examples/qemu-board.yaml
 
+# Recipes run in bash with pipefail: `go test -json | testprogress` fails
+# when go test does.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
+# GOTEST runs go test with the race detector, printing as go test does (each
+# package's ok/FAIL line, a failed test's whole output) plus each top-level
+# test that takes a second or more, so a long package is not silent. The
+# binaries tests run as subprocesses are built once per run, into a directory
+# the packages share ($$JUMPWIRE_TESTBIN_DIR, see internal/testbin).
+GOTEST = $(GO) test -race -count=1 -json
+PROGRESS = $(CURDIR)/$(BIN)/testprogress
+
 ## test: vet and the whole test suite with the race detector: the root module,
-## the SDK module, and the out-of-tree driver example (which requires the SDK only);
-## the QEMU board's end-to-end test uses the image `make image` builds; the cross builds first
-test: build image cross
+## the SDK module, the out-of-tree driver example (which requires the SDK
+## only), then the end-to-end suites (test-e2e); the cross builds first; the
+## QEMU board's end-to-end test uses the image `make image` builds.
+## Benchmarks' smoke runs are left to bench-smoke.
+test: build image cross test-go test-e2e
+
+## test-go: vet and go test of the three modules
+test-go: $(BIN)/testprogress
 	$(GO) vet ./...
-	cd sdk && $(GO) vet ./... && $(GO) test -race -count=1 ./...
-	cd examples/vendor-driver && $(GO) vet ./... && $(GO) test -race -count=1 ./...
-	JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" $(GO) test -race -count=1 -timeout 20m ./...
+	cd sdk && $(GO) vet ./... && $(GOTEST) ./... | $(PROGRESS)
+	cd examples/vendor-driver && $(GO) vet ./... && $(GOTEST) ./... | $(PROGRESS)
+	@shared=$$(mktemp -d -t jumpwire-testbin.XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
+		echo "JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -timeout 20m ./... | testprogress" && \
+		JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -timeout 20m ./... | $(PROGRESS)
+
+$(BIN)/testprogress: internal/testprogress/main.go
+	$(GO) build -o $@ ./internal/testprogress
+
+## test-e2e: the end-to-end suites outside go test, each a target added to
+## E2E (e.g. E2E += test-python-compat); they run after test-go
+E2E ?=
+test-e2e: $(E2E)
+
+## bench-smoke: each benchmark's measurements once at tiny scale (CI runs it
+## after make test); asserts that they work, never a timing
+bench-smoke: build $(BIN)/testprogress
+	JUMPWIRE_BENCH_SMOKE=1 $(GOTEST) -run 'Benchmarks?$$' ./bench/ | $(PROGRESS)
 
 ## abuse: the fault and abuse suite at full size (make test runs it small)
 abuse:

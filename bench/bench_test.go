@@ -9,6 +9,7 @@ import (
 // scale, so the benchmark code is checked with the rest of the suite. It
 // asserts that the calls succeed and the figures exist, never a timing.
 func TestBenchmarks(t *testing.T) {
+	smoke(t)
 	t.Run("DriverCall", func(t *testing.T) {
 		t.Parallel()
 		jw, floor := jumpwireCaller(t), floorCaller(t)

@@ -110,6 +110,7 @@ func (r *flashRig) peaks(tb testing.TB) (exporter, plugin int64) {
 // TestFlashBenchmark runs BenchmarkFlash's measurements once at a small
 // size: the flash completes and the baselines run; no timing is asserted.
 func TestFlashBenchmark(t *testing.T) {
+	smoke(t)
 	dir := t.TempDir()
 	raw, gz := flashImage(t, dir, 8<<20)
 	rig := startFlashRig(t.Context(), t, dir)

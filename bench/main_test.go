@@ -15,6 +15,19 @@ import (
 
 func TestMain(m *testing.M) { testbin.Main(m) }
 
+// smokeEnv, set to 1, runs the benchmarks' smoke tests: each measurement
+// once at tiny scale. `make bench-smoke` (run by CI) sets it; `make test`
+// leaves them out, as they take most of a minute on a small machine.
+const smokeEnv = "JUMPWIRE_BENCH_SMOKE"
+
+// smoke skips t unless $JUMPWIRE_BENCH_SMOKE is 1.
+func smoke(t *testing.T) {
+	t.Helper()
+	if os.Getenv(smokeEnv) != "1" {
+		t.Skipf("a benchmark smoke test: run with %s=1 (make bench-smoke)", smokeEnv)
+	}
+}
+
 // barePlugin builds the baseline plugin binary.
 func barePlugin(tb testing.TB) string {
 	tb.Helper()

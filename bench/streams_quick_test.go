@@ -11,6 +11,7 @@ import (
 // ssh -L baselines and the console's pseudo-terminals are skipped, saying
 // why, where socat or OpenSSH is missing.
 func TestStreamBenchmarks(t *testing.T) {
+	smoke(t)
 	t.Run("StreamThroughput", func(t *testing.T) {
 		t.Parallel()
 		jw, floor := jumpwireStreamer(t), floorStreamer(t)

@@ -392,6 +392,7 @@ func BenchmarkKillStorm(b *testing.B) {
 // no call to another driver fails during a kill storm, no call fails
 // during swaps, and a reload keeps the processes of unchanged instances.
 func TestSupervisionBenchmarks(t *testing.T) {
+	smoke(t)
 	t.Run("Restart", func(t *testing.T) {
 		t.Parallel()
 		r := newRestarter(t, time.Millisecond)

@@ -19,6 +19,7 @@ import (
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
 	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
+	"github.com/jumpwire-dev/jumpwire/metrics"
 	"github.com/jumpwire-dev/jumpwire/plugins"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
@@ -61,6 +62,9 @@ type Options struct {
 	// StopTimeout bounds each driver's Close at a session's end, after which
 	// its process group is killed. Default 5s.
 	StopTimeout time.Duration
+	// Metrics, when true, keeps Prometheus metrics of the drivers, sessions
+	// and the exporter process, served by Metrics().Handler().
+	Metrics bool
 }
 
 // Default limits of a session's calls and byte streams in flight.
@@ -79,6 +83,7 @@ type Exporter struct {
 	byUUID  map[string]*node
 	logs    *logHub
 	clients *clientLimits
+	metrics *metrics.Metrics // nil without Options.Metrics
 
 	mu      sync.Mutex
 	sess    *session.Session
@@ -145,6 +150,9 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	}
 	e.clients = newClientLimits([2]int{o.MaxCallsPerClient, o.MaxStreamsPerClient}, [2]int{o.MaxCalls, o.MaxStreams})
 	e.nodes, e.byUUID = buildTree(cfg)
+	if o.Metrics {
+		e.metrics = metrics.New(cfg.Metadata.Name)
+	}
 	e.logs = newLogHub(o.Logger.Name(), e.nodes)
 	if il, ok := o.Logger.(hclog.InterceptLogger); ok {
 		il.RegisterSink(e.logs)
@@ -239,6 +247,7 @@ func (e *Exporter) startSession(ctx context.Context) error {
 		StopTimeout: e.opts.StopTimeout,
 		MaxCalls:    e.opts.MaxCalls,
 		MaxStreams:  e.opts.MaxStreams,
+		Metrics:     e.metrics,
 	})
 	if err != nil {
 		var se *session.StartError
@@ -503,6 +512,10 @@ func (e *Exporter) setStatus(s jumpstarterv1.ExporterStatus, msg string) {
 	e.setStatusLocked(s, msg)
 }
 
+// Metrics is the exporter's Prometheus metrics, nil without
+// Options.Metrics.
+func (e *Exporter) Metrics() *metrics.Metrics { return e.metrics }
+
 // Close ends the session and stops every plugin process, once a lease hook
 // that runs is stopped too.
 func (e *Exporter) Close(ctx context.Context) error {
@@ -533,6 +546,7 @@ func (e *Exporter) setStatusLocked(s jumpstarterv1.ExporterStatus, msg string) {
 	// Every change reaches LogStream, so that jw status -w sees each version.
 	e.logger.Info("status changed", LogStatus, statusName(s), LogStatusVersion, e.status.version,
 		LogPreviousStatus, statusName(e.status.prev), "message", msg)
+	e.metrics.SetLeaseStatus(statusName(s))
 	close(e.changed)
 	e.changed = make(chan struct{})
 }

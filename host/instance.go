@@ -347,9 +347,13 @@ func (i *Instance) Stop(ctx context.Context) error {
 	}
 	var err error
 	if i.alive() == nil {
-		cctx, done := i.join(ctx)
+		// Not join: a retired instance's cut must end what is left of its
+		// calls, not its Close.
+		cctx, cancel := context.WithCancelCause(ctx)
+		stop := context.AfterFunc(i.life, func() { cancel(context.Cause(i.life)) })
 		_, err = i.proc.rpc.Close(cctx, &pluginv1.CloseRequest{})
-		done()
+		stop()
+		cancel(nil)
 		if err != nil {
 			err = grpcerr.Wrap(err, "host: close %s", i.spec.Path)
 		}

@@ -76,8 +76,10 @@ type Health struct {
 
 // Supervised is a driver instance that outlives its plugin processes: when
 // one dies, calls in flight fail with UNAVAILABLE naming the driver and the
-// exit, a new process is started with the same config and Reset, and calls
-// arriving meanwhile wait for it.
+// exit, a new process is started and configured with the same config, and
+// calls arriving meanwhile wait for it. Only the first process is Reset: a
+// successor (after a crash or a swap) serves the same lease, and the device
+// keeps the state the lease gave it.
 type Supervised struct {
 	spec   Spec
 	launch LaunchOptions
@@ -207,7 +209,7 @@ func (s *Supervised) restart(ctx context.Context, reason string) bool {
 			return false
 		case <-time.After(wait):
 		}
-		inst, err := startReset(ctx, s.spec, s.launch)
+		inst, err := Start(ctx, s.spec, s.launch) // configured, not Reset: the lease goes on
 		if err != nil {
 			if ctx.Err() != nil {
 				return false
@@ -408,7 +410,8 @@ type SwapOptions struct {
 
 // Swap replaces the driver's process with one running spec (a new binary or
 // config) under the same identity. New calls go to the successor once it has
-// started and passed Reset; calls in flight on the old process may finish
+// started and accepted its config; it is not Reset, so the device keeps the
+// state the lease gave it. Calls in flight on the old process may finish
 // (up to the drain deadline). If the successor fails to start, the old
 // process stays (for an exclusive driver: is started again) and the error
 // says why.
@@ -439,16 +442,20 @@ func (s *Supervised) Swap(ctx context.Context, spec Spec, o SwapOptions) error {
 		_ = old.Drain(dctx)
 		stopDrain()
 		cancel()
-		_ = old.Stop(context.WithoutCancel(ctx))
+		// Close gets the drain's time again, then the process is stopped
+		// whatever its driver is doing.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Drain)
+		_ = old.Stop(sctx)
+		cancel()
 	}
 	if o.Exclusive {
 		retire()
 	}
-	inst, err := startReset(ctx, spec, s.launch)
+	inst, err := Start(ctx, spec, s.launch)
 	if err != nil {
 		s.logger.Error("replacing the driver failed; keeping what runs", "error", err)
 		if o.Exclusive {
-			back, berr := startReset(context.WithoutCancel(ctx), oldSpec, s.launch)
+			back, berr := Start(context.WithoutCancel(ctx), oldSpec, s.launch)
 			s.mu.Lock()
 			if berr != nil {
 				s.setLocked(Failed, nil, status.Errorf(codes.Unavailable,

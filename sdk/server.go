@@ -36,6 +36,7 @@ type server struct {
 	methods  map[string]*Method
 	typ      *Type
 	closed   bool
+	busy     sync.WaitGroup // calls and streams in the driver; Close waits for them
 	describe *pluginv1.DescribeResponse
 
 	uploads uploads // upload streams waiting for, or read by, the calls that name them
@@ -132,8 +133,9 @@ func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) 
 	return resp, nil
 }
 
-// method finds a configured method of the wanted kind.
-func (s *server) method(name string, kind pluginv1.MethodKind) (*Method, error) {
+// method finds a configured method of the wanted kind. When it returns no
+// error, the caller must call s.busy.Done once the call has returned.
+func (s *server) method(name string, kind pluginv1.MethodKind) (_ *Method, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.driver == nil {
@@ -146,6 +148,11 @@ func (s *server) method(name string, kind pluginv1.MethodKind) (*Method, error) 
 	if !ok {
 		return nil, statusf(codes.NotFound, "%s has no method %q", s.typ.Name, name)
 	}
+	defer func() {
+		if err == nil {
+			s.busy.Add(1) // under mu, before Close marks closed: Close's Wait sees it
+		}
+	}()
 	if m.kind != kind {
 		return nil, statusf(codes.InvalidArgument, "%s is a %s method; call it as one", name, kindName(m.kind))
 	}
@@ -167,6 +174,7 @@ func (s *server) Call(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1
 	if err != nil {
 		return nil, err
 	}
+	defer s.busy.Done()
 	v, err := m.call(ctx, s.logger.Error, &s.uploads, req.Args)
 	if err != nil {
 		return nil, err
@@ -179,6 +187,7 @@ func (s *server) StreamingCall(req *pluginv1.CallRequest, stream pluginv1.Driver
 	if err != nil {
 		return err
 	}
+	defer s.busy.Done()
 	return m.seq(stream.Context(), s.logger.Error, &s.uploads, req.Args, func(v *structpb.Value) error {
 		return stream.Send(&pluginv1.CallResponse{Result: v})
 	})
@@ -198,6 +207,7 @@ func (s *server) Stream(stream pluginv1.Driver_StreamServer) error {
 	if err != nil {
 		return err
 	}
+	defer s.busy.Done()
 	// Headers tell the exporter the stream is open before any data flows.
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
@@ -222,6 +232,15 @@ func (s *server) Close(ctx context.Context, _ *pluginv1.CloseRequest) (*pluginv1
 	d, already := s.driver, s.closed
 	s.closed = true
 	s.mu.Unlock()
+	// The exporter cancels what is in flight before it sends Close; wait
+	// (within Close's deadline) until those calls have returned, so the
+	// driver's Close never runs beside one of its methods.
+	idle := make(chan struct{})
+	go func() { s.busy.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
 	if c, ok := d.(Closer); ok && !already {
 		if err := guard(ctx, "Close", s.logger.Error, c.Close); err != nil {
 			return nil, err

@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jumpwire-dev/jumpwire/host"
 	"github.com/jumpwire-dev/jumpwire/internal/grpcerr"
+	"github.com/jumpwire-dev/jumpwire/metrics"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -42,6 +44,9 @@ type Options struct {
 	// cannot exhaust the exporter; past them, new ones fail with
 	// RESOURCE_EXHAUSTED. Defaults 256 and 64.
 	MaxCalls, MaxStreams int
+	// Metrics, when set, counts the session's calls, streams and bytes per
+	// driver, and reports its drivers' state at each scrape.
+	Metrics *metrics.Metrics
 }
 
 // Default limits of a session.
@@ -59,8 +64,9 @@ type Session struct {
 	end  context.CancelCauseFunc
 	opts Options
 
-	instMu sync.RWMutex // guards byUUID: a reload adds, swaps and removes instances
+	instMu sync.RWMutex // guards byUUID and meters: a reload adds, swaps and removes instances
 	byUUID map[string]*host.Supervised
+	meters map[*host.Supervised]*metrics.Driver // nil without Options.Metrics
 
 	mu       sync.Mutex
 	ended    bool
@@ -102,7 +108,8 @@ func Start(ctx context.Context, specs map[string]host.Spec, o Options) (*Session
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = DefaultMaxStreams
 	}
-	s := &Session{opts: o, byUUID: make(map[string]*host.Supervised, len(specs))}
+	s := &Session{opts: o, byUUID: make(map[string]*host.Supervised, len(specs)),
+		meters: map[*host.Supervised]*metrics.Driver{}}
 	s.ctx, s.end = context.WithCancelCause(context.Background())
 
 	var mu sync.Mutex
@@ -129,7 +136,62 @@ func Start(ctx context.Context, specs map[string]host.Spec, o Options) (*Session
 		_ = s.End(context.Background(), nil)
 		return nil, se
 	}
+	for _, inst := range s.byUUID {
+		s.meter(inst)
+	}
+	s.opts.Metrics.SessionStarted(s)
 	return s, nil
+}
+
+// meter makes the metrics of inst (under instMu, or before the session is
+// shared) when the session has metrics.
+func (s *Session) meter(inst *host.Supervised) {
+	if s.opts.Metrics == nil {
+		return
+	}
+	spec := inst.Spec()
+	d := s.opts.Metrics.Driver(spec.Path, spec.Type)
+	d.Methods(methodNames(inst.Configured()))
+	s.meters[inst] = d
+}
+
+func methodNames(conf *pluginv1.ConfigureResponse) []string {
+	names := make([]string, 0, len(conf.GetMethods()))
+	for _, m := range conf.GetMethods() {
+		names = append(names, m.GetName())
+	}
+	return names
+}
+
+// instance returns the supervised instance serving uuid and its metrics
+// (nil without them).
+func (s *Session) instance(uuid string) (*host.Supervised, *metrics.Driver, error) {
+	s.instMu.RLock()
+	inst, ok := s.byUUID[uuid]
+	d := s.meters[inst]
+	s.instMu.RUnlock()
+	if !ok {
+		return nil, nil, status.Errorf(codes.NotFound, "no driver instance with uuid %s", uuid)
+	}
+	return inst, d, nil
+}
+
+// Instances lists each driver instance once, as metrics scrapes see them.
+func (s *Session) Instances() []metrics.Instance {
+	insts := s.instances()
+	out := make([]metrics.Instance, 0, len(insts))
+	for _, inst := range insts {
+		spec, h := inst.Spec(), inst.Health()
+		out = append(out, metrics.Instance{Path: spec.Path, Type: spec.Type, State: h.State.String(), Pid: h.Pid, Restarts: h.Restarts})
+	}
+	return out
+}
+
+// InFlight is the number of calls and byte streams in flight.
+func (s *Session) InFlight() (calls, streams int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls, s.streams
 }
 
 // Instance returns the supervised instance serving uuid.
@@ -184,13 +246,17 @@ func (s *Session) begin(ctx context.Context, k kind) (context.Context, func(), e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
+		if cause := context.Cause(s.ctx); cause != nil {
+			return nil, nil, cause // why it ended: the lease was released, the exporter stops
+		}
 		return nil, nil, ErrEnded
 	}
-	n, limit, what := &s.calls, s.opts.MaxCalls, "calls"
+	n, limit, what, label := &s.calls, s.opts.MaxCalls, "calls", "calls"
 	if k == stream {
-		n, limit, what = &s.streams, s.opts.MaxStreams, "byte streams"
+		n, limit, what, label = &s.streams, s.opts.MaxStreams, "byte streams", "streams"
 	}
 	if *n >= limit {
+		s.opts.Metrics.Rejected(label)
 		return nil, nil, status.Errorf(codes.ResourceExhausted,
 			"this session already has %d %s in flight, its limit; wait for some to finish", limit, what)
 	}
@@ -213,11 +279,13 @@ func (s *Session) begin(ctx context.Context, k kind) (context.Context, func(), e
 
 // Call calls a unary method of the instance uuid. Upload handles among the
 // arguments (see Offer) hand their uploads to the driver.
-func (s *Session) Call(ctx context.Context, uuid, method string, args []*structpb.Value) (*structpb.Value, error) {
-	inst, err := s.Instance(uuid)
+func (s *Session) Call(ctx context.Context, uuid, method string, args []*structpb.Value) (v *structpb.Value, err error) {
+	inst, d, err := s.instance(uuid)
 	if err != nil {
 		return nil, err
 	}
+	op, start := d.Op(method), time.Now()
+	defer func() { op.Done(start, err) }()
 	ctx, done, err := s.begin(ctx, call)
 	if err != nil {
 		return nil, err
@@ -228,7 +296,7 @@ func (s *Session) Call(ctx context.Context, uuid, method string, args []*structp
 		return nil, err
 	}
 	defer finishAll(taken)
-	v, err := inst.Call(ctx, method, args, hostUploads(taken)...)
+	v, err = inst.Call(ctx, method, args, hostUploads(taken)...)
 	if err != nil {
 		if broke := brokenUpload(taken); broke != nil {
 			err = broke
@@ -247,19 +315,24 @@ func finishAll(taken []*offered) {
 // StreamingCall calls a method of uuid whose results arrive one by one.
 func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args []*structpb.Value) iter.Seq2[*structpb.Value, error] {
 	return func(yield func(*structpb.Value, error) bool) {
-		inst, err := s.Instance(uuid)
+		inst, d, err := s.instance(uuid)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
+		op, start := d.Op(method), time.Now()
+		var failed error
+		defer func() { op.Done(start, failed) }()
 		ctx, done, err := s.begin(ctx, call)
 		if err != nil {
+			failed = err
 			yield(nil, err)
 			return
 		}
 		defer done()
 		args, taken, err := s.claim(args)
 		if err != nil {
+			failed = err
 			yield(nil, err)
 			return
 		}
@@ -270,7 +343,11 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 					err = broke
 				}
 			}
-			if !yield(v, s.cause(ctx, err)) {
+			err = s.cause(ctx, err)
+			if err != nil {
+				failed = err
+			}
+			if !yield(v, err) {
 				return
 			}
 		}
@@ -282,7 +359,7 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 // the error that ended the stream into the reason a client should see (the
 // driver died, the session ended).
 func (s *Session) Stream(ctx context.Context, uuid, method string) (st pluginv1.Driver_StreamClient, explain func(error) error, release func(), err error) {
-	inst, err := s.Instance(uuid)
+	inst, d, err := s.instance(uuid)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -296,7 +373,43 @@ func (s *Session) Stream(ctx context.Context, uuid, method string) (st pluginv1.
 		return nil, nil, nil, s.cause(ctx, err)
 	}
 	explain = func(err error) error { return s.cause(ctx, proc.StreamError(ctx, st, err)) }
-	return st, explain, func() { cancel(); done() }, nil
+	if d == nil {
+		return st, explain, func() { cancel(); done() }, nil
+	}
+	d.StreamOpened()
+	var once sync.Once
+	return &countedStream{Driver_StreamClient: st, d: d}, explain, func() {
+		cancel()
+		done()
+		once.Do(d.StreamClosed)
+	}, nil
+}
+
+// countedStream counts the data a byte stream carries, frame by frame, as
+// the exporter relays them with SendMsg and RecvMsg.
+type countedStream struct {
+	pluginv1.Driver_StreamClient
+	d *metrics.Driver
+}
+
+func (c *countedStream) SendMsg(m any) error {
+	n := 0
+	if f, ok := m.(*protocol.Frame); ok && f.Kind() == protocol.KindData {
+		n = f.Len()
+	}
+	err := c.Driver_StreamClient.SendMsg(m)
+	if err == nil {
+		c.d.Received(n)
+	}
+	return err
+}
+
+func (c *countedStream) RecvMsg(m any) error {
+	err := c.Driver_StreamClient.RecvMsg(m)
+	if f, ok := m.(*protocol.Frame); ok && err == nil && f.Kind() == protocol.KindData {
+		c.d.Sent(f.Len())
+	}
+	return err
 }
 
 // cause prefers the session's reason when the session cut the call off.
@@ -344,6 +457,13 @@ func (s *Session) End(ctx context.Context, cause error) error {
 	}
 	s.end(cause)
 	s.inflight.Wait()
+	if s.opts.Metrics != nil {
+		restarts := map[string]int{}
+		for _, inst := range s.instances() {
+			restarts[inst.Spec().Path] = inst.Health().Restarts
+		}
+		defer s.opts.Metrics.SessionEnded(restarts)
+	}
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -379,6 +499,7 @@ func (s *Session) Add(ctx context.Context, uuid string, spec host.Spec) error {
 	}
 	s.instMu.Lock()
 	s.byUUID[uuid] = inst
+	s.meter(inst)
 	s.instMu.Unlock()
 	return nil
 }
@@ -388,6 +509,7 @@ func (s *Session) Remove(ctx context.Context, uuid string) error {
 	s.instMu.Lock()
 	inst, ok := s.byUUID[uuid]
 	delete(s.byUUID, uuid)
+	delete(s.meters, inst)
 	s.instMu.Unlock()
 	if !ok {
 		return nil
@@ -400,9 +522,19 @@ func (s *Session) Remove(ctx context.Context, uuid string) error {
 // Swap replaces the process of the instance under uuid with one running
 // spec; see host.Supervised.Swap.
 func (s *Session) Swap(ctx context.Context, uuid string, spec host.Spec, o host.SwapOptions) error {
-	inst, err := s.Instance(uuid)
+	inst, d, err := s.instance(uuid)
 	if err != nil {
 		return err
 	}
-	return inst.Swap(ctx, spec, o)
+	if err := inst.Swap(ctx, spec, o); err != nil {
+		return err
+	}
+	if d != nil {
+		s.instMu.Lock()
+		s.meter(inst) // the new binary may export other methods, or be another type
+		d = s.meters[inst]
+		s.instMu.Unlock()
+		d.Swapped()
+	}
+	return nil
 }

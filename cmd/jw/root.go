@@ -87,6 +87,7 @@ Run "jw tree" to see the drivers and their methods.`,
 		newReloadCmd(g),
 		// Exporter side (cmd/jw/run.go, cmd/jw/shell.go), added by the lead:
 		newRunCmd(),
+		newTopCmd(g),
 		newShellCmd(),
 		newDriverCmd(), // cmd/jw/driver.go: jw driver new
 		newPluginsCmd(g),

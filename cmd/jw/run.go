@@ -30,6 +30,7 @@ type serveFlags struct {
 	logFormat  string
 	maxCalls   int
 	maxStreams int
+	metrics    bool // keep Prometheus metrics (jw run --metrics-listen)
 
 	log hclog.Logger // the exporter's logger, once started
 }
@@ -74,7 +75,7 @@ func (f *serveFlags) start(ctx context.Context, cmd *cobra.Command) (*exporter.E
 	f.log = logger
 	return exporter.New(ctx, exporter.Options{
 		ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger,
-		MaxCalls: f.maxCalls, MaxStreams: f.maxStreams,
+		MaxCalls: f.maxCalls, MaxStreams: f.maxStreams, Metrics: f.metrics,
 	})
 }
 
@@ -329,9 +330,10 @@ func (s *serving) announce(w io.Writer, name string, lis net.Listener) {
 
 func newRunCmd() *cobra.Command {
 	var (
-		f     serveFlags
-		l     listenFlags
-		watch bool
+		f             serveFlags
+		l             listenFlags
+		watch         bool
+		metricsListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE [--listen unix:///PATH | tcp://HOST:PORT]",
@@ -370,6 +372,14 @@ through the controller's router; the local socket then serves the operator
 			if err != nil {
 				return err
 			}
+			var metricsLis net.Listener
+			if metricsListen != "" {
+				if metricsLis, err = listenMetrics(metricsListen); err != nil {
+					return err
+				}
+				defer metricsLis.Close()
+				f.metrics = true
+			}
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			e, err := f.start(ctx, cmd)
@@ -377,6 +387,10 @@ through the controller's router; the local socket then serves the operator
 				return err
 			}
 			defer stop(e)
+			if metricsLis != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "metrics: http://%s/metrics\n", metricsLis.Addr())
+				go serveMetrics(ctx, metricsLis, e.Metrics().Handler(), f.log)
+			}
 			if l.listen == "" {
 				sock := defaultSocket(e.Name())
 				if err := privateDir(filepath.Dir(sock)); err != nil {
@@ -403,6 +417,7 @@ through the controller's router; the local socket then serves the operator
 		},
 	}
 	f.register(cmd, "info")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://HOST:PORT/metrics (PORT 0: any free port; see `jw top`)")
 	cmd.Flags().BoolVar(&watch, "watch", false, "reload by itself when the config file or a plugin binary changes (also: SIGHUP, jw reload)")
 	l.register(cmd)
 	return cmd

@@ -1,6 +1,8 @@
 // Package testbin builds the repository's binaries for tests that run them
 // as real subprocesses (plugins, the jw CLI). Each binary is built once per
-// test process, into a directory removed by Cleanup.
+// test process, into a directory removed by Cleanup; when $JUMPWIRE_TESTBIN_DIR
+// names a directory (as `make test` does, fresh for each run), once for all
+// the test processes sharing it.
 package testbin
 
 import (
@@ -11,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -51,6 +54,14 @@ func Build(tb testing.TB, pkg string, flags ...string) string {
 	if p, ok := built[key]; ok {
 		return p
 	}
+	if shared := os.Getenv(SharedDirEnv); shared != "" {
+		p, err := buildShared(shared, r, pkg, flags)
+		if err != nil {
+			tb.Fatalf("testbin: %v", err)
+		}
+		built[key] = p
+		return p
+	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "jumpwire-testbin-")
 		if err != nil {
@@ -67,6 +78,37 @@ func Build(tb testing.TB, pkg string, flags ...string) string {
 	}
 	built[key] = out
 	return out
+}
+
+// SharedDirEnv names the environment variable of a directory in which the
+// test processes of one run share what they build. Its binaries are never
+// rebuilt: give each run a fresh one.
+const SharedDirEnv = "JUMPWIRE_TESTBIN_DIR"
+
+// buildShared builds pkg into dir unless another test process has, under a
+// lock on dir so that concurrent packages build it once.
+func buildShared(dir, root, pkg string, flags []string) (string, error) {
+	name := strings.NewReplacer("/", "_", ".", "_", " ", "_", "=", "_").Replace(strings.TrimPrefix(pkg, "./") + " " + strings.Join(flags, " "))
+	out := filepath.Join(dir, name, filepath.Base(pkg))
+	lock, err := os.OpenFile(filepath.Join(dir, name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	tmp := out + ".tmp"
+	cmd := exec.Command("go", append(append([]string{"build", "-o", tmp}, flags...), pkg)...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return out, os.Rename(tmp, out)
 }
 
 // PluginDir builds the given driver commands (by name: "power" builds

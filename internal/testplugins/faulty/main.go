@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"os"
@@ -27,12 +28,18 @@ type Config struct {
 	// FailIfExists names a file whose existence makes the driver reject
 	// its config, so a test can make a later start fail.
 	FailIfExists string `json:"fail_if_exists" doc:"reject the config while this file exists"`
+	// LifecycleLog, when set, is a file the driver appends a line to on each
+	// Reset and Close and when a sleep starts and is cancelled ("reset PID",
+	// "close PID", "sleeping PID", "cancelled PID"), so a test can count and
+	// order them across the driver's processes.
+	LifecycleLog string `json:"lifecycle_log" doc:"append 'reset PID' and 'close PID' lines to this file"`
 }
 
 // Faulty is a driver that fails in the ways its methods name.
 type Faulty struct {
 	sdk.Base
-	resetErr atomic.Pointer[error] // what Reset returns, set by fail_reset
+	resetErr     atomic.Pointer[error] // what Reset returns, set by fail_reset
+	lifecycleLog string
 }
 
 // Interface guards
@@ -56,7 +63,20 @@ func New(cfg Config) (*Faulty, error) {
 			return nil, sdk.InvalidConfig("fail_if_exists", "%s exists", cfg.FailIfExists)
 		}
 	}
-	return &Faulty{}, nil
+	return &Faulty{lifecycleLog: cfg.LifecycleLog}, nil
+}
+
+// record appends "event PID" to the lifecycle log, if there is one.
+func (f *Faulty) record(event string) error {
+	if f.lifecycleLog == "" {
+		return nil
+	}
+	file, err := os.OpenFile(f.lifecycleLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(file, "%s %d\n", event, os.Getpid())
+	return errors.Join(err, file.Close())
 }
 
 // Exports lists the methods clients call.
@@ -121,12 +141,13 @@ func (f *Faulty) FailReset(_ context.Context, kind, msg string) error {
 	return nil
 }
 
-// Reset fails when FailReset asked it to.
+// Reset records itself in the lifecycle log, and fails when FailReset
+// asked it to.
 func (f *Faulty) Reset(context.Context) error {
 	if err := f.resetErr.Load(); err != nil {
 		return *err
 	}
-	return nil
+	return f.record("reset")
 }
 
 // Panic panics with msg.
@@ -146,15 +167,19 @@ func (f *Faulty) Exit(_ context.Context, code int) error {
 	return nil
 }
 
-// Sleep sleeps for seconds, or until ctx is done. It logs "sleeping" first,
+// Sleep sleeps for seconds, or until ctx is done (which it records in the
+// lifecycle log as "cancelled PID"). It logs and records "sleeping" first,
 // so a test can see the call is in the driver.
 func (f *Faulty) Sleep(ctx context.Context, seconds float64) error {
 	f.Logger().Info("sleeping", "seconds", seconds)
+	if err := f.record("sleeping"); err != nil {
+		return err
+	}
 	t := time.NewTimer(time.Duration(seconds * float64(time.Second)))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return errors.Join(ctx.Err(), f.record("cancelled"))
 	case <-t.C:
 		return nil
 	}
@@ -253,12 +278,13 @@ func (f *Faulty) IgnoreShutdown(context.Context) error {
 	return nil
 }
 
-// Close returns at once, or never once IgnoreShutdown was called.
+// Close records itself in the lifecycle log and returns, or never returns
+// once IgnoreShutdown was called.
 func (f *Faulty) Close(context.Context) error {
 	if ignoringShutdown.Load() {
 		select {} // not even the context's end stops it
 	}
-	return nil
+	return f.record("close")
 }
 
 // EchoPanic sends back what one read returns, then panics.
