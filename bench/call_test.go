@@ -69,7 +69,13 @@ func jumpwireCaller(tb testing.TB) caller {
 	go func() { done <- e.Serve(ctx, lis) }()
 	tb.Cleanup(func() { cancel(); <-done })
 
-	c := dial(tb, sock)
+	return power00State(tb, dial(tb, sock))
+}
+
+// power00State returns a caller of the "state" method of the instance
+// power00 of the exporter c reaches.
+func power00State(tb testing.TB, c jumpstarterv1.ExporterServiceClient) caller {
+	tb.Helper()
 	r, err := c.GetReport(tb.Context(), &emptypb.Empty{})
 	if err != nil {
 		tb.Fatal(err)

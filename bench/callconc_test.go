@@ -1,25 +1,20 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -50,19 +45,8 @@ func relayCaller(tb testing.TB) caller {
 			<-exited
 		}
 	})
-	serving := make(chan struct{})
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if strings.HasPrefix(s.Text(), "serving on") {
-				close(serving)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
 	select {
-	case <-serving:
+	case <-servingLine(stdout):
 	case <-exited:
 		tb.Fatal("the relay exited before serving")
 	case <-time.After(30 * time.Second):
@@ -88,18 +72,7 @@ func relayCaller(tb testing.TB) caller {
 func jwProcessCaller(tb testing.TB) caller {
 	tb.Helper()
 	s := runJW(tb.Context(), tb, exporterConfig(tb, 1), testbin.PluginDir(tb, "power"), 1)
-	c := dial(tb, s.sock)
-	r, err := c.GetReport(tb.Context(), &emptypb.Empty{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, d := range r.Reports {
-		if d.Labels[exporter.LabelName] == "power00" {
-			return driverCall(c, d.Uuid, "state")
-		}
-	}
-	tb.Fatalf("the exporter reports no power00: %v", r.Reports)
-	return nil
+	return power00State(tb, dial(tb, s.sock))
 }
 
 // callsPerSecond makes calls with n concurrent callers for d and returns

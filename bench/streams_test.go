@@ -124,19 +124,8 @@ func runJW(ctx context.Context, tb testing.TB, cfg, pluginDir string, nPlugins i
 	r.Stop = sync.OnceFunc(func() { r.stop(cmd, exited) })
 	tb.Cleanup(r.Stop)
 
-	serving := make(chan struct{})
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if strings.Contains(s.Text(), "serving on") {
-				close(serving)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
 	select {
-	case <-serving:
+	case <-servingLine(stdout):
 		r.ready = time.Since(begin)
 	case <-exited:
 		b, _ := os.ReadFile(logs.Name())
@@ -151,6 +140,23 @@ func runJW(ctx context.Context, tb testing.TB, cfg, pluginDir string, nPlugins i
 		tb.Fatalf("jw run serves with %d plugin processes, want %d", len(r.plugins), nPlugins)
 	}
 	return &jwServer{jwRun: r, sock: sock}
+}
+
+// servingLine reads a server's stdout and returns a channel closed once it
+// prints its "serving on" line; the rest of its output is discarded.
+func servingLine(stdout io.Reader) <-chan struct{} {
+	serving := make(chan struct{})
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if strings.Contains(s.Text(), "serving on") {
+				close(serving)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	return serving
 }
 
 // mbps is a throughput in MB/s (10^6 bytes per second, as go test counts).
