@@ -140,29 +140,7 @@ func flashUpload(ctx context.Context, c *client.Client, d *client.Driver, method
 	}
 	defer s.Close()
 	var sent atomic.Int64
-	sendErr := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 1<<20)
-		for {
-			n, err := img.Read(buf)
-			if n > 0 {
-				if _, werr := s.Write(buf[:n]); werr != nil {
-					sendErr <- werr
-					return
-				}
-				sent.Add(int64(n))
-			}
-			if errors.Is(err, io.EOF) {
-				sendErr <- s.CloseWrite()
-				return
-			}
-			if err != nil {
-				sendErr <- fmt.Errorf("flash: reading the image: %w", err)
-				cancel()
-				return
-			}
-		}
-	}()
+	sendErr := sendImage(s, img, &sent, cancel)
 	stopBar := showProgress(bar, &sent, size)
 	defer stopBar()
 	args := []any{handle}
@@ -186,6 +164,40 @@ func flashUpload(ctx context.Context, c *client.Client, d *client.Driver, method
 		res = map[string]any{}
 	}
 	return res, nil
+}
+
+// sendImage copies img to s in the background in 1 MiB writes, counting
+// what was sent, and half-closes s at the image's end. The returned channel
+// answers once, when it is done; an image that cannot be read cancels the
+// transfer.
+func sendImage(s interface {
+	io.Writer
+	CloseWrite() error
+}, img io.Reader, sent *atomic.Int64, cancel context.CancelFunc) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := img.Read(buf)
+			if n > 0 {
+				if _, werr := s.Write(buf[:n]); werr != nil {
+					done <- werr
+					return
+				}
+				sent.Add(int64(n))
+			}
+			if errors.Is(err, io.EOF) {
+				done <- s.CloseWrite()
+				return
+			}
+			if err != nil {
+				done <- fmt.Errorf("flash: reading the image: %w", err)
+				cancel()
+				return
+			}
+		}
+	}()
+	return done
 }
 
 func jsonInt(v any) any {
@@ -215,29 +227,7 @@ func flash(ctx context.Context, c *client.Client, d *client.Driver, img io.Reade
 	}
 	defer s.Close()
 	var sent atomic.Int64
-	sendErr := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 1<<20)
-		for {
-			n, err := img.Read(buf)
-			if n > 0 {
-				if _, werr := s.Write(buf[:n]); werr != nil {
-					sendErr <- werr
-					return
-				}
-				sent.Add(int64(n))
-			}
-			if errors.Is(err, io.EOF) {
-				sendErr <- s.CloseWrite()
-				return
-			}
-			if err != nil {
-				sendErr <- fmt.Errorf("flash: reading the image: %w", err)
-				cancel()
-				return
-			}
-		}
-	}()
+	sendErr := sendImage(s, img, &sent, cancel)
 	stopBar := showProgress(bar, &sent, size)
 	defer stopBar()
 	sc := bufio.NewScanner(s)
