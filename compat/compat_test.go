@@ -94,31 +94,13 @@ func TestUpstreamClient(t *testing.T) {
 // makes the upload images and writes the config.
 func setup(t *testing.T) *suite {
 	t.Helper()
-	s := &suite{root: testbin.Root(t)}
-	s.venv = filepath.Join(s.root, ".venv")
-	if _, err := os.Stat(s.venvBin("jmp")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no upstream Jumpstarter client in %s: .ci/run makes it with make venv", s.venv)
-		}
-		t.Skipf("no upstream Jumpstarter client in %s: run make venv", s.venv)
-	}
-	dir := t.TempDir()
-	layout := map[string]string{
-		"jw":                              "./cmd/jw",
+	s := &suite{root: testbin.Root(t), venv: needVenv(t, "jmp")}
+	dir := layout(t, map[string]string{
 		"plugins/jumpwire-driver-power":   "./drivers/power/cmd/jumpwire-driver-power",
 		"plugins/jumpwire-driver-serial":  "./drivers/serial/cmd/jumpwire-driver-serial",
 		"plugins/jumpwire-driver-network": "./drivers/network/cmd/jumpwire-driver-network",
 		"plugins/jumpwire-driver-sink":    "./internal/testplugins/sink",
-	}
-	for bin, pkg := range layout {
-		dst := filepath.Join(dir, bin)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Link(testbin.Build(t, pkg), dst); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	s.jw = filepath.Join(dir, "jw")
 
 	tty := filepath.Join(dir, "tty")
@@ -158,6 +140,42 @@ func setup(t *testing.T) *suite {
 }
 
 func (s *suite) venvBin(name string) string { return filepath.Join(s.venv, "bin", name) }
+
+// needVenv returns the project's virtual environment with upstream's
+// client, which must hold bin/tool. Without it the test is skipped, and
+// fails under CI, where .ci/run makes it.
+func needVenv(t *testing.T, tool string) string {
+	t.Helper()
+	venv := filepath.Join(testbin.Root(t), ".venv")
+	if _, err := os.Stat(filepath.Join(venv, "bin", tool)); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no upstream Jumpstarter client in %s: .ci/run makes it with make venv", venv)
+		}
+		t.Skipf("no upstream Jumpstarter client in %s: run make venv", venv)
+	}
+	return venv
+}
+
+// layout returns a fresh directory holding jw and the binaries of plugins
+// (its relative path -> the package it is built from), as make build lays
+// them out.
+func layout(t *testing.T, plugins map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for bin, pkg := range plugins {
+		dst := filepath.Join(dir, bin)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(testbin.Build(t, pkg), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(testbin.Build(t, "./cmd/jw"), filepath.Join(dir, "jw")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
 
 // run runs argv to its end and fails the test with its output unless it
 // exits 0.

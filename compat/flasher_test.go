@@ -21,26 +21,8 @@ import (
 // directory of their own.
 func TestUpstreamFlasherIntoStorage(t *testing.T) {
 	root := testbin.Root(t)
-	venv := filepath.Join(root, ".venv")
-	if _, err := os.Stat(filepath.Join(venv, "bin", "python")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no upstream Jumpstarter client in %s: .ci/run makes it with make venv", venv)
-		}
-		t.Skipf("no upstream Jumpstarter client in %s: run make venv", venv)
-	}
-	dir := t.TempDir()
-	for bin, pkg := range map[string]string{
-		"jw":                              "./cmd/jw",
-		"plugins/jumpwire-driver-storage": "./drivers/storage/cmd/jumpwire-driver-storage",
-	} {
-		dst := filepath.Join(dir, bin)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Link(testbin.Build(t, pkg), dst); err != nil {
-			t.Fatal(err)
-		}
-	}
+	venv := needVenv(t, "python")
+	dir := layout(t, map[string]string{"plugins/jumpwire-driver-storage": "./drivers/storage/cmd/jumpwire-driver-storage"})
 	img := make([]byte, 6<<20)
 	_, _ = rand.Read(img[:2<<20]) // the rest compresses
 	want := sha256.Sum256(img)

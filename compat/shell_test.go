@@ -15,26 +15,8 @@ import (
 // output as it streams, and returns their return codes.
 func TestUpstreamShellClient(t *testing.T) {
 	root := testbin.Root(t)
-	venv := filepath.Join(root, ".venv")
-	if _, err := os.Stat(filepath.Join(venv, "bin", "python")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no upstream Jumpstarter client in %s: .ci/run makes it with make venv", venv)
-		}
-		t.Skipf("no upstream Jumpstarter client in %s: run make venv", venv)
-	}
-	dir := t.TempDir()
-	for bin, pkg := range map[string]string{
-		"jw":                            "./cmd/jw",
-		"plugins/jumpwire-driver-shell": "./drivers/shell/cmd/jumpwire-driver-shell",
-	} {
-		dst := filepath.Join(dir, bin)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Link(testbin.Build(t, pkg), dst); err != nil {
-			t.Fatal(err)
-		}
-	}
+	venv := needVenv(t, "python")
+	dir := layout(t, map[string]string{"plugins/jumpwire-driver-shell": "./drivers/shell/cmd/jumpwire-driver-shell"})
 	cfg := filepath.Join(dir, "exporter.yaml")
 	conf := `apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
