@@ -48,18 +48,11 @@ var errShort = errors.New("the image ended early")
 // now and then, and once at the end. The device's state is marked
 // incomplete before the first byte and complete only after the fsync.
 func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, report func(Progress)) (res Result, err error) {
-	release, err := s.acquire("write")
+	release, st, err := s.acquireHost("write", "writing to")
 	if err != nil {
 		return Result{}, err
 	}
 	defer release()
-	st, err := s.state()
-	if err != nil {
-		return Result{}, err
-	}
-	if st.Mux != Host && s.mux {
-		return Result{}, fmt.Errorf("%w: storage: %s is switched to %s; call host() before writing to it", sdk.ErrBusy, s.cfg.Path, muxName(st.Mux))
-	}
 	f, isDev, err := s.openForWrite(total)
 	if err != nil {
 		return Result{}, err
@@ -268,18 +261,11 @@ func copyHashed(ctx context.Context, w io.Writer, r io.Reader, total int64, prog
 // readTo writes the device's content to w, from its start, and returns the
 // bytes written and their sha256.
 func (s *Storage) readTo(ctx context.Context, w io.Writer) (Result, error) {
-	release, err := s.acquire("read")
+	release, _, err := s.acquireHost("read", "reading")
 	if err != nil {
 		return Result{}, err
 	}
 	defer release()
-	st, err := s.state()
-	if err != nil {
-		return Result{}, err
-	}
-	if st.Mux != Host && s.mux {
-		return Result{}, fmt.Errorf("%w: storage: %s is switched to %s; call host() before reading it", sdk.ErrBusy, s.cfg.Path, muxName(st.Mux))
-	}
 	f, err := os.Open(s.cfg.Path)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: storage: %w", sdk.ErrUnavailable, err)
@@ -292,6 +278,25 @@ func (s *Storage) readTo(ctx context.Context, w io.Writer) (Result, error) {
 		return Result{}, fmt.Errorf("storage: read %s after %d bytes: %w", s.cfg.Path, n, err)
 	}
 	return Result{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Seconds: time.Since(start).Seconds()}, nil
+}
+
+// acquireHost takes the device for op (as acquire does) and returns its
+// state, refusing when a storage mux has it switched away from the host;
+// doing says what op does to it, for the refusal ("writing to").
+func (s *Storage) acquireHost(op, doing string) (release func(), st State, err error) {
+	release, err = s.acquire(op)
+	if err != nil {
+		return nil, st, err
+	}
+	if st, err = s.state(); err != nil {
+		release()
+		return nil, st, err
+	}
+	if st.Mux != Host && s.mux {
+		release()
+		return nil, st, fmt.Errorf("%w: storage: %s is switched to %s; call host() before %s it", sdk.ErrBusy, s.cfg.Path, muxName(st.Mux), doing)
+	}
+	return release, st, nil
 }
 
 // readerCtx stops reading once ctx is done.
