@@ -1,9 +1,9 @@
 """jumpwire-pyhost: run one upstream driver instance as a jumpwire plugin.
 
-  python -m jumpwire_pyhost serve TYPE      serve one instance (run by the exporter)
-  python -m jumpwire_pyhost zygote          a pre-imported parent that forks instances
-  python -m jumpwire_pyhost inspect TYPE... describe driver classes as JSON
-  python -m jumpwire_pyhost list            the driver classes installed packages announce
+python -m jumpwire_pyhost serve TYPE      serve one instance (run by the exporter)
+python -m jumpwire_pyhost zygote          a pre-imported parent that forks instances
+python -m jumpwire_pyhost inspect TYPE... describe driver classes as JSON
+python -m jumpwire_pyhost list            the driver classes installed packages announce
 """
 
 from __future__ import annotations

@@ -71,10 +71,7 @@ def die_with_parent(sig: int = signal.SIGTERM, *, watchdog: bool = True) -> None
         os.kill(os.getpid(), sig)
 
 
-def descendants(pid: int) -> list[int]:
-    """The processes below pid, found by their parent pids in /proc: drivers
-    start processes in sessions of their own (upstream's Shell does), which a
-    kill of the plugin's process group would miss."""
+def _parents() -> dict[int, list[int]]:
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -85,6 +82,18 @@ def descendants(pid: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
         parents.setdefault(ppid, []).append(int(entry))
+    return parents
+
+
+def children_of(pid: int) -> list[int]:
+    return _parents().get(pid, [])
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below pid, found by their parent pids in /proc: drivers
+    start processes in sessions of their own (upstream's Shell does), which a
+    kill of the plugin's process group would miss."""
+    parents = _parents()
     out, todo = [], [pid]
     while todo:
         for child in parents.get(todo.pop(), []):

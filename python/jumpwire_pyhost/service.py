@@ -34,6 +34,19 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
     return None
 
 
+def integral(v: Any) -> Any:
+    """Turns whole floats back into ints: a config travels as a protobuf
+    Struct, whose numbers are doubles, but upstream drivers read their YAML
+    config, where 115200 is an int (and a plain dataclass keeps what it gets)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    if isinstance(v, dict):
+        return {k: integral(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [integral(x) for x in v]
+    return v
+
+
 def status_of(e: BaseException) -> grpc.StatusCode:
     """The gRPC code upstream's exporter answers for an exception a driver
     method raised, which upstream's client turns back into its exceptions."""
@@ -77,7 +90,7 @@ class DriverService(pbg.DriverServicer):
                 await context.abort(
                     grpc.StatusCode.NOT_FOUND, f"this process hosts {self.type_path}, not driver type {request.type!r}"
                 )
-            config = json_format.MessageToDict(request.config) if request.HasField("config") else {}
+            config = integral(json_format.MessageToDict(request.config)) if request.HasField("config") else {}
             try:
                 # Building a driver may block (it opens devices): off the event loop.
                 self.instance = await to_thread.run_sync(Instance, self.type_path, config, request.name, request.path)

@@ -126,7 +126,11 @@ class Child:
     labels: dict[str, str]
 
     def to_json(self) -> dict[str, Any]:
-        kinds = {pb.METHOD_KIND_UNARY: "unary", pb.METHOD_KIND_STREAMING: "streaming", pb.METHOD_KIND_BYTE_STREAM: "stream"}
+        kinds = {
+            pb.METHOD_KIND_UNARY: "unary",
+            pb.METHOD_KIND_STREAMING: "streaming",
+            pb.METHOD_KIND_BYTE_STREAM: "stream",
+        }
         return {
             "path": self.path,
             "name": self.name,

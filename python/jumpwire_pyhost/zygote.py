@@ -149,17 +149,25 @@ class Zygote:
             os._exit(code)
 
     def reap(self) -> None:
-        while self.children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if pid not in self.children:
+                # An orphan the zygote adopted and killed; what it started
+                # was adopted in turn.
+                self.kill_orphans()
+                continue
             self.children.discard(pid)
-            # Whatever the instance started goes with it.
+            # Whatever the instance started goes with it: its process group,
+            # and processes in sessions of their own, which the kernel gave to
+            # the zygote (a subreaper) when the instance died.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+            self.kill_orphans()
             msg: dict[str, Any] = {"exit": pid}
             if os.WIFSIGNALED(status):
                 msg["signal"] = os.WTERMSIG(status)
@@ -168,11 +176,33 @@ class Zygote:
             with contextlib.suppress(OSError):
                 self.send(msg)
 
+    def kill_orphans(self) -> None:
+        from jumpwire_pyhost.serve import children_of
+
+        for pid in children_of(os.getpid()):
+            if pid not in self.children:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    pgid = os.getpgid(pid)
+                    if pgid != os.getpgrp():
+                        os.killpg(pgid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+
     def stop(self, code: int) -> None:
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         os._exit(code)
+
+
+def become_subreaper() -> None:
+    """Makes the zygote the parent of its instances' orphans (Linux), so that it
+    can kill what an instance started when the instance dies."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
 
 
 def run_zygote(types: list[str]) -> int:
@@ -191,5 +221,6 @@ def run_zygote(types: list[str]) -> int:
     # No thread may run at a fork but the one forking: the loop checks the
     # parent itself instead of a watchdog thread.
     die_with_parent(watchdog=False)
+    become_subreaper()
     Zygote(ctl, os.getppid()).loop()
     return 0

@@ -86,7 +86,9 @@ class Plugin:
     def pid(self) -> int:
         return self.proc.pid
 
-    def configure(self, config: dict[str, Any] | None = None, name: str = "dut", path: str = "dut") -> pb.ConfigureResponse:
+    def configure(
+        self, config: dict[str, Any] | None = None, name: str = "dut", path: str = "dut"
+    ) -> pb.ConfigureResponse:
         req = pb.ConfigureRequest(type=self.type_path, name=name, path=path)
         req.config.update(config or {})
         return self.rpc.Configure(req, timeout=DEADLINE)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import GOAWAY, Plugin, data, payload, plugin_env
+from conftest import GOAWAY, Plugin, data, payload, plugin_env, value
 
 from jumpwire_pyhost import CHILDREN_LABEL
 from jumpwire_pyhost.pb import plugin_pb2 as pb
@@ -22,7 +22,9 @@ def test_refuses_to_run_without_the_exporter(sockdir: Path) -> None:
     del env["JUMPWIRE_PLUGIN"]
     r = subprocess.run(
         [sys.executable, "-m", "jumpwire_pyhost", "serve", "jumpstarter_driver_power.driver.MockPower"],
-        env=env, capture_output=True, timeout=60,
+        env=env,
+        capture_output=True,
+        timeout=60,
     )
     assert r.returncode == 1
     assert r.stdout == b""
@@ -32,7 +34,9 @@ def test_refuses_to_run_without_the_exporter(sockdir: Path) -> None:
 def test_missing_package_says_what_to_install(sockdir: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "jumpwire_pyhost", "serve", "jumpstarter_driver_nosuch.driver.Thing"],
-        env=plugin_env(sockdir), capture_output=True, timeout=60,
+        env=plugin_env(sockdir),
+        capture_output=True,
+        timeout=60,
     )
     assert r.returncode == 1 and r.stdout == b""
     last = r.stderr.decode().strip().splitlines()[-1]
@@ -132,7 +136,7 @@ def test_streaming_call_fails_after_results(start) -> None:
 
 def test_calls_run_concurrently(start) -> None:
     p = start("testdrivers.Kinds")
-    fut = p.rpc.Call.future(pb.CallRequest(method="sleep", args=[pb.google_dot_protobuf_dot_struct__pb2.Value(number_value=1.5)]))
+    fut = p.rpc.Call.future(pb.CallRequest(method="sleep", args=[value(1.5)]))
     # A slow sync method runs in a thread: the event loop answers meanwhile.
     assert p.call("async_add", 1, 1) == 2
     assert not fut.done()
@@ -172,7 +176,7 @@ def test_crash_exits_the_process(start) -> None:
 
 def test_sigterm_takes_the_group(start) -> None:
     p = start("jumpstarter_driver_shell.driver.Shell", {"methods": {"hang": "sleep 600 & echo $!; wait"}})
-    it = p.rpc.StreamingCall(pb.CallRequest(method="call_method", args=[pb.google_dot_protobuf_dot_struct__pb2.Value(string_value="hang"), pb.google_dot_protobuf_dot_struct__pb2.Value(struct_value={})]), timeout=30)
+    it = p.rpc.StreamingCall(pb.CallRequest(method="call_method", args=[value("hang"), value({})]), timeout=30)
     first = next(it)
     child = int(first.result.list_value.values[0].string_value.strip())
     os.kill(p.pid, 15)
