@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,10 @@ type Options struct {
 	// StopTimeout bounds each driver's Close at a session's end, after which
 	// its process group is killed. Default 5s.
 	StopTimeout time.Duration
+	// Python is the interpreter or virtual environment whose driver classes
+	// Python types name (jw run --python). Default: the config's `python:`,
+	// else python3 on PATH.
+	Python string
 }
 
 // Exporter serves the driver instances of one exporter config.
@@ -137,7 +143,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 			// Asking a binary what it provides starts and stops it; its
 			// failures come back as errors, its chatter is not news.
 			return host.Describe(ctx, bin, hclog.NewNullLogger())
-		}),
+		}, plugins.WithPython(pythonOf(o, cfg))),
 	}
 	e.clients = newClientLimits([2]int{o.MaxCallsPerClient, o.MaxStreamsPerClient}, [2]int{o.MaxCalls, o.MaxStreams})
 	e.nodes, e.byUUID = buildTree(cfg)
@@ -209,10 +215,16 @@ func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
 				errs = append(errs, n.inst.KeyError("config", err.Error()))
 				continue
 			}
-			specs[n.uuid] = host.Spec{
+			spec := host.Spec{
 				Binary: n.entry.Binary, Type: n.inst.Type,
 				Name: n.inst.Name, Path: n.inst.Path, Config: cfg,
 			}
+			if py := n.entry.Python; py != nil {
+				spec.Type = py.Type
+				spec.Args = []string{"-m", plugins.PyhostModule, "serve", py.Type}
+				spec.Env = plugins.PythonEnv()
+			}
+			specs[n.uuid] = spec
 		}
 	}
 	if len(errs) > 0 {
@@ -252,6 +264,19 @@ func (e *Exporter) startSession(ctx context.Context) error {
 	e.sess = s
 	e.mu.Unlock()
 	return nil
+}
+
+// pythonOf is the Python interpreter or environment the exporter uses: the
+// flag, else the config's `python:` (relative to the config file), else "".
+func pythonOf(o Options, cfg *config.Config) string {
+	if o.Python != "" {
+		return o.Python
+	}
+	py := cfg.Python
+	if strings.ContainsRune(py, '/') && !filepath.IsAbs(py) && cfg.File != "" {
+		py = filepath.Join(filepath.Dir(cfg.File), py)
+	}
+	return py
 }
 
 // restartPolicy is Options.RestartPolicy completed by the config's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
@@ -50,7 +51,13 @@ func (e *Exporter) resolveNode(ctx context.Context, n *node) *config.Error {
 		err   error
 		key   = "type"
 	)
-	if inst.Plugin != "" {
+	if py, ok := strings.CutPrefix(inst.Plugin, plugins.PythonPlugin); ok && (py == "" || py[0] == ':') {
+		// The instance names the Python class even if a Go binary provides its type.
+		key = "plugin"
+		if entry, dt, err = e.catalog.LookupPython(ctx, inst.Type, strings.TrimPrefix(py, ":"), pin); err != nil {
+			return keyError(inst, key, err)
+		}
+	} else if inst.Plugin != "" {
 		key = "plugin"
 		if entry, err = e.catalog.Binary(ctx, inst.Plugin, pin); err != nil {
 			return keyError(inst, key, err)

@@ -30,6 +30,10 @@ import (
 type Spec struct {
 	// Binary is the plugin executable providing Type.
 	Binary string
+	// Args are the executable's arguments; Env is added to its environment.
+	// A Python driver runs as the interpreter with arguments naming the
+	// plugin host and the class, and needs PATH and HOME.
+	Args, Env []string
 	// Type is the driver type (name or alias) to configure.
 	Type string
 	// Name is the instance's key in its parent; Path its dotted path from the root.
@@ -79,7 +83,8 @@ type Instance struct {
 // Start launches a process for spec and configures the instance in it.
 // A config the driver rejects is a *ConfigError.
 func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
-	o.Binary = spec.Binary
+	o.Binary, o.Args = spec.Binary, spec.Args
+	o.Env = append(append([]string(nil), o.Env...), spec.Env...)
 	proc, err := Launch(ctx, o)
 	if err != nil {
 		return nil, err

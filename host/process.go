@@ -21,6 +21,8 @@ import (
 type LaunchOptions struct {
 	// Binary is the plugin executable.
 	Binary string
+	// Args are its arguments (for a Python driver: -m jumpwire_pyhost serve TYPE).
+	Args []string
 	// Logger receives the plugin's logs (its hclog JSON on stderr, re-logged).
 	Logger hclog.Logger
 	// StartTimeout bounds launch and handshake. Default 10s.
@@ -68,7 +70,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		VersionedPlugins: map[int]plugin.PluginSet{protocol.Version: {protocol.PluginName: hostPlugin{}}},
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 			var err error
-			pr, err = newProcessRunner(o.Binary, append(append([]string(nil), o.Env...), spec.Env...))
+			pr, err = newProcessRunner(o.Binary, o.Args, append(append([]string(nil), o.Env...), spec.Env...))
 			return pr, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

@@ -44,8 +44,8 @@ type processRunner struct {
 
 var _ runner.Runner = (*processRunner)(nil) // Interface guard
 
-func newProcessRunner(binary string, env []string) (*processRunner, error) {
-	cmd := exec.Command(binary)
+func newProcessRunner(binary string, args, env []string) (*processRunner, error) {
+	cmd := exec.Command(binary, args...)
 	cmd.Env = env
 	cmd.Stdin = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{

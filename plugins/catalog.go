@@ -72,6 +72,7 @@ type Catalog struct {
 	describe   Describer
 	cacheDir   string
 	runtimeDir string
+	python     string // interpreter or virtual environment for Python types
 
 	mu       sync.Mutex
 	scanned  bool
@@ -215,6 +216,11 @@ func (c *Catalog) Lookup(ctx context.Context, name string, pin Pin) (*Entry, *pl
 	entries, failures := c.Entries(ctx)
 	cands := providers(entries, name)
 	if len(cands) == 0 {
+		if looksLikeClass(name) {
+			// No Go binary provides it: a Python driver class, if the
+			// configured interpreter can import it.
+			return c.LookupPython(ctx, name, "", pin)
+		}
 		return nil, nil, c.unknownType(name, entries, failures)
 	}
 	matching, err := pin.filter(name, cands)

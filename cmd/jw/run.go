@@ -25,6 +25,7 @@ import (
 type serveFlags struct {
 	config     string
 	pluginDirs []string
+	python     string
 	logLevel   string
 	logFormat  string
 	maxCalls   int
@@ -38,6 +39,7 @@ func (f *serveFlags) register(cmd *cobra.Command, level string) {
 	cmd.Flags().IntVar(&f.maxStreams, "max-streams", session.DefaultMaxStreams, "byte streams a session allows open at once")
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "exporter config file (required)")
 	cmd.Flags().StringArrayVar(&f.pluginDirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
+	cmd.Flags().StringVar(&f.python, "python", "", "Python interpreter or virtual environment for Python driver types (default: the config's python:, else python3 on PATH)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", level, "log level: trace, debug, info, warn, error")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	_ = cmd.MarkFlagRequired("config")
@@ -72,7 +74,7 @@ func (f *serveFlags) start(ctx context.Context, cmd *cobra.Command) (*exporter.E
 	}
 	f.log = logger
 	return exporter.New(ctx, exporter.Options{
-		ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger,
+		ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger, Python: f.python,
 		MaxCalls: f.maxCalls, MaxStreams: f.maxStreams,
 	})
 }

@@ -31,15 +31,30 @@ def _inspect(paths: list[str]) -> int:
                 package=d.name,
                 version=d.version,
                 sha256=d.sha256,
+                record=d.record,
+                source=source_of(path),
                 driver=json_format.MessageToDict(t, preserving_proto_field_name=True),
             )
         except TypeNotFound as e:
             entry["error"] = str(e)
             status = 2
         out.append(entry)
-    json.dump({"pyhost": jumpwire_pyhost.__version__, "python": sys.version.split()[0], "types": out}, sys.stdout)
+    head = {"pyhost": jumpwire_pyhost.__version__, "python": sys.version.split()[0], "executable": sys.executable}
+    json.dump({**head, "types": out}, sys.stdout)
     sys.stdout.write("\n")
     return status
+
+
+def source_of(path: str) -> str:
+    """The file of the module defining the class at path."""
+    import inspect
+
+    from jumpwire_pyhost.catalog import import_driver
+
+    try:
+        return inspect.getsourcefile(import_driver(path)) or ""
+    except (TypeError, OSError):
+        return ""
 
 
 def _list() -> int:

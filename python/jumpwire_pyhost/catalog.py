@@ -7,9 +7,10 @@ import dataclasses
 import hashlib
 import importlib.metadata as md
 import inspect
+import os
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jumpstarter.driver import Driver
@@ -173,6 +174,15 @@ def first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n\n")[0].replace("\n", " ").strip()
 
 
+def class_doc(cls: type) -> str:
+    """The first paragraph of a class's own docstring; not the signature that
+    dataclasses write into a class without one."""
+    doc = cls.__dict__.get("__doc__")
+    if not doc or doc.startswith(cls.__name__ + "("):
+        return ""
+    return first_line(inspect.cleandoc(doc))
+
+
 def client_of(cls: type[Driver]) -> str:
     """The client class a Jumpstarter client loads for the driver, or ""."""
     try:
@@ -207,7 +217,7 @@ def describe_type(path: str) -> pb.DriverType:
     return pb.DriverType(
         name=path,
         client=client_of(cls),
-        description=first_line(inspect.getdoc(cls)) if cls.__doc__ else "",
+        description=class_doc(cls),
         methods=exported_methods(cls),
         config=config_keys(cls),
     )
@@ -220,7 +230,10 @@ class Distribution:
     name: str = ""
     version: str = ""
     sha256: str = ""
-    files: list[str] = field(default_factory=list)
+    # record is the path of the distribution's RECORD file: pip rewrites it
+    # whenever it installs another version, so the exporter can tell from its
+    # stat whether what it learned is still true.
+    record: str = ""
 
 
 def distribution_of(path: str) -> Distribution:
@@ -230,7 +243,13 @@ def distribution_of(path: str) -> Distribution:
     if not names:
         return Distribution()
     dist = md.distribution(names[0])
-    return Distribution(name=dist.metadata["Name"] or names[0], version=dist.version, sha256=content_hash(dist))
+    record = dist.locate_file(f"{dist._path.name}/RECORD") if hasattr(dist, "_path") else ""
+    return Distribution(
+        name=dist.metadata["Name"] or names[0],
+        version=dist.version,
+        sha256=content_hash(dist),
+        record=str(record) if record and os.path.exists(str(record)) else "",
+    )
 
 
 def content_hash(dist: md.Distribution) -> str:

@@ -18,7 +18,7 @@ import pydantic
 from jumpstarter.driver import Driver
 
 from jumpwire_pyhost import CHILDREN_LABEL
-from jumpwire_pyhost.catalog import client_of, exported_methods, first_line, import_driver
+from jumpwire_pyhost.catalog import class_doc, client_of, exported_methods, import_driver
 from jumpwire_pyhost.pb import plugin_pb2 as pb
 
 log = logging.getLogger("pyhost")
@@ -179,7 +179,7 @@ class Instance:
                     path=crel,
                     name=cname,
                     client=client_of(type(child)),
-                    description=child.description or first_line(type(child).__doc__),
+                    description=child.description or class_doc(type(child)),
                     methods=exported_methods(child),
                     labels={k: v for k, v in child.extra_labels().items()},
                 )
@@ -190,7 +190,7 @@ class Instance:
         if self.children:
             labels[CHILDREN_LABEL] = json.dumps([c.to_json() for c in self.children], separators=(",", ":"))
         return pb.ConfigureResponse(
-            description=self.root.description or first_line(type(self.root).__doc__),
+            description=self.root.description or class_doc(type(self.root)),
             methods=exported_methods(self.root),
             labels=labels,
         )
