@@ -86,6 +86,8 @@ type Exporter struct {
 
 	lifeMu sync.Mutex // one session change or reload at a time
 
+	madeNodes madeCache // the children drivers made, per ConfigureResponse
+
 	pendingLease bool       // the session's before-lease hook has yet to run
 	fatal        chan error // a hook with onFailure: exit stops the exporter
 
@@ -343,8 +345,9 @@ func (e *Exporter) checkMethods(configured func(uuid string) *pluginv1.Configure
 // tree returns the driver tree: the nodes in pre-order and by uuid.
 func (e *Exporter) tree() ([]*node, map[string]*node) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.nodes, e.byUUID
+	nodes, byUUID := e.nodes, e.byUUID
+	e.mu.Unlock()
+	return e.withMade(nodes, byUUID)
 }
 
 // Session returns the current session, or nil between sessions.

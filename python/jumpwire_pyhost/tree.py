@@ -173,7 +173,6 @@ class Instance:
         driver.labels = {**driver.labels, "jumpstarter.dev/name": name}
         for cname, child in driver.children.items():
             crel = f"{rel}.{cname}" if rel else cname
-            self._index(child, crel, cname)
             self.children.append(
                 Child(
                     path=crel,
@@ -184,6 +183,7 @@ class Instance:
                     labels={k: v for k, v in child.extra_labels().items()},
                 )
             )
+            self._index(child, crel, cname)  # parents before their children
 
     def configure_response(self) -> pb.ConfigureResponse:
         labels = {k: str(v) for k, v in self.root.extra_labels().items()}
