@@ -86,7 +86,8 @@ type Exporter struct {
 
 	lifeMu sync.Mutex // one session change or reload at a time
 
-	madeNodes madeCache // the children drivers made, per ConfigureResponse
+	madeNodes madeCache     // the children drivers made, per ConfigureResponse
+	zygotes   *host.Zygotes // fork Python instances, one zygote per interpreter
 
 	pendingLease bool       // the session's before-lease hook has yet to run
 	fatal        chan error // a hook with onFailure: exit stops the exporter
@@ -146,6 +147,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 			// failures come back as errors, its chatter is not news.
 			return host.Describe(ctx, bin, hclog.NewNullLogger())
 		}, plugins.WithPython(pythonOf(o, cfg))),
+		zygotes: host.NewZygotes(plugins.PythonEnv()),
 	}
 	e.clients = newClientLimits([2]int{o.MaxCallsPerClient, o.MaxStreamsPerClient}, [2]int{o.MaxCalls, o.MaxStreams})
 	e.nodes, e.byUUID = buildTree(cfg)
@@ -224,6 +226,7 @@ func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
 			if py := n.entry.Python; py != nil {
 				spec.Type = py.Type
 				spec.Args = []string{"-m", plugins.PyhostModule, "serve", py.Type}
+				spec.Python = py.Type
 				spec.Env = plugins.PythonEnv()
 			}
 			specs[n.uuid] = spec
@@ -243,7 +246,7 @@ func (e *Exporter) startSession(ctx context.Context) error {
 		return err
 	}
 	s, err := session.Start(ctx, specs, aliases, session.Options{
-		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout},
+		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout, Zygotes: e.zygotes},
 		Policy:      e.restartPolicy(),
 		Logger:      e.logger,
 		StopTimeout: e.opts.StopTimeout,

@@ -20,6 +20,7 @@ func (e *Exporter) resolve(ctx context.Context) config.Errors {
 		errs config.Errors
 		wg   sync.WaitGroup
 	)
+	e.learnPython(ctx)
 	for _, n := range e.nodes {
 		if !n.isDriver() {
 			continue
@@ -35,6 +36,38 @@ func (e *Exporter) resolve(ctx context.Context) config.Errors {
 	}
 	wg.Wait()
 	return errs
+}
+
+// learnPython asks the Python interpreters about every type they may
+// provide at once (one interpreter run each, not one per instance); what
+// they cannot import is reported by resolveNode.
+func (e *Exporter) learnPython(ctx context.Context) {
+	byPython := map[string][]string{}
+	for _, n := range e.nodes {
+		if !n.isDriver() {
+			continue
+		}
+		if py, ok := strings.CutPrefix(n.inst.Plugin, plugins.PythonPlugin); ok && (py == "" || py[0] == ':') {
+			byPython[strings.TrimPrefix(py, ":")] = append(byPython[strings.TrimPrefix(py, ":")], n.inst.Type)
+		} else if n.inst.Plugin == "" {
+			byPython[""] = append(byPython[""], n.inst.Type)
+		}
+	}
+	for py, types := range byPython {
+		if py == "" {
+			// Only the types no Go binary provides.
+			var left []string
+			for _, t := range types {
+				if !e.catalog.ProvidedByBinary(ctx, t) {
+					left = append(left, t)
+				}
+			}
+			types = left
+		}
+		if err := e.catalog.LearnPython(ctx, py, types); err != nil {
+			e.logger.Debug("asking python about driver types", "error", err)
+		}
+	}
 }
 
 // resolveNode finds the binary of one driver instance: its `plugin:`, or the
@@ -103,6 +136,7 @@ func typeNames(e *plugins.Entry) string {
 // releaseBinaries removes the private copies of the plugin binaries; no
 // plugin may run from them afterwards.
 func (e *Exporter) releaseBinaries() {
+	e.zygotes.Close() // and the Python zygotes, which no instance needs any more
 	if err := e.catalog.Close(); err != nil {
 		e.logger.Warn("removing the private copies of the plugin binaries", "error", err)
 	}

@@ -34,6 +34,9 @@ type Spec struct {
 	// A Python driver runs as the interpreter with arguments naming the
 	// plugin host and the class, and needs PATH and HOME.
 	Args, Env []string
+	// Python is the driver class when Binary is a Python interpreter: with
+	// LaunchOptions.Zygotes the instance is forked by the interpreter's zygote.
+	Python string
 	// Type is the driver type (name or alias) to configure.
 	Type string
 	// Name is the instance's key in its parent; Path its dotted path from the root.
@@ -83,7 +86,7 @@ type Instance struct {
 // Start launches a process for spec and configures the instance in it.
 // A config the driver rejects is a *ConfigError.
 func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
-	o.Binary, o.Args = spec.Binary, spec.Args
+	o.Binary, o.Args, o.Python = spec.Binary, spec.Args, spec.Python
 	o.Env = append(append([]string(nil), o.Env...), spec.Env...)
 	proc, err := Launch(ctx, o)
 	if err != nil {

@@ -29,6 +29,11 @@ type LaunchOptions struct {
 	StartTimeout time.Duration
 	// Env is the plugin's whole environment: nothing of the exporter's is inherited.
 	Env []string
+	// Python, with Zygotes, says Binary is a Python interpreter and the
+	// plugin an instance of this driver class, forked by the interpreter's
+	// zygote instead of started from scratch.
+	Python  string
+	Zygotes *Zygotes
 }
 
 // Process is one running plugin process.
@@ -69,8 +74,17 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		HandshakeConfig:  protocol.Handshake(),
 		VersionedPlugins: map[int]plugin.PluginSet{protocol.Version: {protocol.PluginName: hostPlugin{}}},
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			env := append(append([]string(nil), o.Env...), spec.Env...)
+			if o.Python != "" && o.Zygotes != nil {
+				z, err := o.Zygotes.get(o.Binary, o.Python)
+				if err != nil {
+					return nil, err
+				}
+				pr = newZygoteRunner(z, o.Python, env)
+				return pr, nil
+			}
 			var err error
-			pr, err = newProcessRunner(o.Binary, o.Args, append(append([]string(nil), o.Env...), spec.Env...))
+			pr, err = newProcessRunner(o.Binary, o.Args, env)
 			return pr, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

@@ -74,6 +74,9 @@ type Catalog struct {
 	runtimeDir string
 	python     string // interpreter or virtual environment for Python types
 
+	pyMu    sync.Mutex
+	pyKnown map[string]pythonCache // interpreter \x00 type -> what it said
+
 	mu       sync.Mutex
 	scanned  bool
 	entries  []*Entry   // search-path binaries, in search order
@@ -229,6 +232,13 @@ func (c *Catalog) Lookup(ctx context.Context, name string, pin Pin) (*Entry, *pl
 	}
 	e := matching[0]
 	return e, e.Type(name), nil
+}
+
+// ProvidedByBinary reports whether a binary on the search path provides
+// the type name: then it wins over a Python class of that name.
+func (c *Catalog) ProvidedByBinary(ctx context.Context, name string) bool {
+	entries, _ := c.Entries(ctx)
+	return len(providers(entries, name)) > 0
 }
 
 func (c *Catalog) unknownType(name string, entries []*Entry, failures []*Failure) error {

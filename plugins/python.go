@@ -165,37 +165,94 @@ func (c *Catalog) LookupPython(ctx context.Context, typ, python string, pin Pin)
 }
 
 func (c *Catalog) inspectPython(ctx context.Context, interp, typ string) (inspected, error) {
-	file := ""
-	if c.cacheDir != "" {
-		file = pythonCacheFile(c.cacheDir, interp, typ)
-		if data, err := os.ReadFile(file); err == nil {
-			var pc pythonCache
-			if json.Unmarshal(data, &pc) == nil && pc.Key != "" && pc.Key == cacheKey(interp, pc.Inspected) {
-				return pc.Inspected, nil
-			}
+	in, ok := c.cachedPython(interp, typ)
+	if !ok {
+		if err := c.learnPython(ctx, interp, []string{typ}); err != nil {
+			return inspected{}, fmt.Errorf("%w %q: %w", ErrUnknownType, typ, err)
 		}
+		in, _ = c.cachedPython(interp, typ)
 	}
-	out, err := RunPyhost(ctx, interp, "inspect", typ)
-	if err != nil {
-		return inspected{}, fmt.Errorf("%w %q: %w", ErrUnknownType, typ, err)
-	}
-	if len(out.Types) != 1 {
-		return inspected{}, fmt.Errorf("%w %q: %s answered %d types", ErrUnknownType, typ, interp, len(out.Types))
-	}
-	in := out.Types[0]
 	if in.Error != "" {
 		return inspected{}, fmt.Errorf("%w %q: no Go plugin provides it and %s cannot import it: %s", ErrUnknownType, typ, interp, in.Error)
 	}
-	if file != "" {
-		if data, err := json.Marshal(pythonCache{Inspected: in, Pyhost: out.Pyhost, Key: cacheKey(interp, in)}); err == nil &&
-			os.MkdirAll(c.cacheDir, 0o700) == nil {
+	return in, nil
+}
+
+// cachedPython returns what was learned of typ, if it still holds.
+func (c *Catalog) cachedPython(interp, typ string) (inspected, bool) {
+	c.pyMu.Lock()
+	defer c.pyMu.Unlock()
+	k := interp + "\x00" + typ
+	if pc, ok := c.pyKnown[k]; ok && (pc.Inspected.Error != "" || pc.Key == cacheKey(interp, pc.Inspected)) {
+		return pc.Inspected, true
+	}
+	if c.cacheDir == "" {
+		return inspected{}, false
+	}
+	data, err := os.ReadFile(pythonCacheFile(c.cacheDir, interp, typ))
+	if err != nil {
+		return inspected{}, false
+	}
+	var pc pythonCache
+	if json.Unmarshal(data, &pc) != nil || pc.Key == "" || pc.Key != cacheKey(interp, pc.Inspected) {
+		return inspected{}, false
+	}
+	c.rememberLocked(k, pc)
+	return pc.Inspected, true
+}
+
+func (c *Catalog) rememberLocked(k string, pc pythonCache) {
+	if c.pyKnown == nil {
+		c.pyKnown = map[string]pythonCache{}
+	}
+	c.pyKnown[k] = pc
+}
+
+// LearnPython asks the interpreter python (default: the catalog's) about
+// every class of types it has not learned yet, in one run: an exporter with
+// many Python instances starts one interpreter for all of them.
+func (c *Catalog) LearnPython(ctx context.Context, python string, types []string) error {
+	if python == "" {
+		python = c.python
+	}
+	interp, err := resolvePython(python)
+	if err != nil {
+		return err
+	}
+	var todo []string
+	for _, t := range types {
+		if _, ok := c.cachedPython(interp, t); !ok && looksLikeClass(t) {
+			todo = append(todo, t)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	return c.learnPython(ctx, interp, todo)
+}
+
+func (c *Catalog) learnPython(ctx context.Context, interp string, types []string) error {
+	out, err := RunPyhost(ctx, interp, append([]string{"inspect"}, types...)...)
+	if err != nil {
+		return err
+	}
+	c.pyMu.Lock()
+	defer c.pyMu.Unlock()
+	for _, in := range out.Types {
+		pc := pythonCache{Inspected: in, Pyhost: out.Pyhost, Key: cacheKey(interp, in)}
+		c.rememberLocked(interp+"\x00"+in.Type, pc) // failures too, for this run only
+		if in.Error != "" || pc.Key == "" || c.cacheDir == "" {
+			continue
+		}
+		file := pythonCacheFile(c.cacheDir, interp, in.Type)
+		if data, err := json.Marshal(pc); err == nil && os.MkdirAll(c.cacheDir, 0o700) == nil {
 			tmp := file + ".tmp"
 			if os.WriteFile(tmp, data, 0o600) == nil {
 				_ = os.Rename(tmp, file)
 			}
 		}
 	}
-	return in, nil
+	return nil
 }
 
 // cacheKey is what must be unchanged for a cached answer to hold: the

@@ -1,0 +1,294 @@
+package exporter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jumpwire-dev/jumpwire/exporter"
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// An exporter file written for upstream Jumpstarter, plus a Go driver, a
+// Python class named over the Go binary that provides its type, and a
+// driver that creates children of its own.
+const mixed = header + `export:
+  gopower:
+    type: jumpstarter_driver_power.driver.MockPower
+  pypower:
+    type: jumpstarter_driver_power.driver.MockPower
+    plugin: python
+    version: 0.9.0
+  shell:
+    type: jumpstarter_driver_shell.driver.Shell
+    config:
+      methods:
+        hello: "echo hello $1"
+        hang: "echo started; sleep 600"
+  storage:
+    type: jumpstarter_driver_opendal.driver.MockStorageMux
+  group:
+    type: jumpstarter_driver_composite.driver.Composite
+    children:
+      echo:
+        type: jumpstarter_driver_network.driver.EchoNetwork
+      serial:
+        type: jumpstarter_driver_pyserial.driver.PySerial
+        plugin: python
+        config: {url: "loop://", check_present: false}
+  board:
+    type: testdrivers.Board
+`
+
+// startPython starts an exporter with the project's Python environment and
+// the Python test drivers on PYTHONPATH.
+func startPython(t *testing.T, yaml string) *running {
+	t.Helper()
+	py := testbin.Python(t)
+	t.Setenv("PYTHONPATH", filepath.Join(testbin.Root(t), "python", "tests"))
+	return start(t, yaml, []string{"power"}, func(o *exporter.Options) { o.Python = py })
+}
+
+// reports maps each instance's dotted path to its report.
+func reports(t *testing.T, c jumpstarterv1.ExporterServiceClient) map[string]*jumpstarterv1.DriverInstanceReport {
+	t.Helper()
+	r, err := c.GetReport(t.Context(), &emptypb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]string{r.Uuid: ""}
+	out := map[string]*jumpstarterv1.DriverInstanceReport{}
+	for _, d := range r.Reports[1:] {
+		p := d.Labels["jumpstarter.dev/name"]
+		if pp := paths[d.GetParentUuid()]; pp != "" {
+			p = pp + "." + p
+		}
+		paths[d.Uuid] = p
+		out[p] = d
+	}
+	return out
+}
+
+func TestPythonDrivers(t *testing.T) {
+	rx := startPython(t, mixed)
+	c := rx.c
+	rs := reports(t, c)
+	for path, want := range map[string]string{
+		"gopower":           "power", // a Go binary provides the type: it wins
+		"pypower":           "jumpstarter_driver_power.driver.MockPower",
+		"shell":             "jumpstarter_driver_shell.driver.Shell",
+		"storage":           "jumpstarter_driver_opendal.driver.MockStorageMux",
+		"group":             "jumpstarter_driver_composite.driver.Composite",
+		"group.echo":        "jumpstarter_driver_network.driver.EchoNetwork",
+		"group.serial":      "jumpstarter_driver_pyserial.driver.PySerial",
+		"board.power":       "testdrivers.Board:power",
+		"board.console":     "testdrivers.Board:console",
+		"board.power.meter": "testdrivers.Board:power.meter",
+	} {
+		r, ok := rs[path]
+		if !ok {
+			t.Errorf("no %s in the tree", path)
+			continue
+		}
+		if got := r.Labels["jumpwire.dev/type"]; got != want {
+			t.Errorf("%s: type %q, want %q", path, got, want)
+		}
+	}
+	if got := rs["pypower"].Labels["jumpstarter.dev/client"]; got != "jumpstarter_driver_power.client.PowerClient" {
+		t.Errorf("pypower client %q", got)
+	}
+	if _, ok := rs["board"].Labels["jumpwire.dev/children"]; ok {
+		t.Error("the children label leaked into the report")
+	}
+	if rs["board.power"].Labels["jumpwire.dev/pid"] != rs["board"].Labels["jumpwire.dev/pid"] {
+		t.Error("a made child is not served by its driver's process")
+	}
+
+	// One process per configured Python instance.
+	pids := map[string]bool{}
+	for _, p := range []string{"pypower", "shell", "storage", "group", "group.echo", "group.serial", "board"} {
+		pid := rs[p].Labels["jumpwire.dev/pid"]
+		if pid == "" || pids[pid] {
+			t.Errorf("%s: pid %q (seen: %v)", p, pid, pids)
+		}
+		pids[pid] = true
+	}
+
+	if _, err := call(t, c, rs["pypower"].Uuid, "on"); err != nil {
+		t.Errorf("pypower on: %v", err)
+	}
+	if v, err := call(t, c, rs["shell"].Uuid, "get_methods"); err != nil || fmt.Sprint(v) != "[hang hello]" && fmt.Sprint(v) != "[hello hang]" {
+		t.Errorf("shell get_methods = %v, %v", v, err)
+	}
+	got := streamAll(t, c, rs["shell"].Uuid, "call_method", "hello", map[string]any{}, "world")
+	if len(got) == 0 || fmt.Sprint(got[0]) != "[hello world\n  0]" && !strings.Contains(fmt.Sprint(got), "hello world") {
+		t.Errorf("shell call_method = %v", got)
+	}
+	if _, err := call(t, c, rs["board.power"].Uuid, "on"); err != nil {
+		t.Errorf("board.power on: %v", err)
+	}
+	if v, err := call(t, c, rs["board.power.meter"].Uuid, "sync_hello", structpb.NewStringValue("x")); err != nil || v != "meter x" {
+		t.Errorf("board.power.meter sync_hello = %v, %v", v, err)
+	}
+	// A Python exception fails that call only, with upstream's code.
+	_, err := call(t, c, rs["board.power.meter"].Uuid, "raise_value")
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || st.Message() != "bad value" {
+		t.Errorf("raise_value: %v", err)
+	}
+	for _, path := range []string{"group.echo", "board.console"} {
+		s := open(t, rx.r, rs[path].Uuid, "connect")
+		sendData(t, s, []byte("ping "+path))
+		if got, err := readUntil(s, "ping "+path); err != nil {
+			t.Errorf("%s: %v (got %q)", path, err, got)
+		}
+		_ = s.CloseSend()
+	}
+	s := open(t, rx.r, rs["group.serial"].Uuid, "connect")
+	sendData(t, s, []byte("AT\r\n"))
+	if got, err := readUntil(s, "AT\r\n"); err != nil {
+		t.Errorf("serial loop://: %v (got %q)", err, got)
+	}
+	_ = s.CloseSend()
+}
+
+func streamAll(t *testing.T, c jumpstarterv1.ExporterServiceClient, uuid, method string, args ...any) []any {
+	t.Helper()
+	var vals []*structpb.Value
+	for _, a := range args {
+		v, err := structpb.NewValue(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals = append(vals, v)
+	}
+	s, err := c.StreamingDriverCall(t.Context(), &jumpstarterv1.StreamingDriverCallRequest{Uuid: uuid, Method: method, Args: vals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []any
+	for {
+		r, err := s.Recv()
+		if err != nil {
+			if status.Code(err) != codes.OK && !errors.Is(err, context.Canceled) && err.Error() != "EOF" {
+				t.Errorf("%s: %v", method, err)
+			}
+			return out
+		}
+		out = append(out, r.Result.AsInterface())
+	}
+}
+
+func sendData(t *testing.T, s jumpstarterv1.RouterService_StreamClient, b []byte) {
+	t.Helper()
+	if err := s.Send(&jumpstarterv1.StreamRequest{Payload: b, FrameType: jumpstarterv1.FrameType_FRAME_TYPE_DATA}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readUntil reads DATA frames until they hold want.
+func readUntil(s jumpstarterv1.RouterService_StreamClient, want string) (string, error) {
+	var got []byte
+	for !strings.Contains(string(got), want) {
+		m, err := s.Recv()
+		if err != nil {
+			return string(got), err
+		}
+		got = append(got, m.Payload...)
+	}
+	return string(got), nil
+}
+
+// Killing a Python instance during a call gives one clear line; the next
+// call works and calls to the others never fail meanwhile.
+func TestPythonShellKilledMidCall(t *testing.T) {
+	rx := startPython(t, mixed)
+	rs := reports(t, rx.c)
+	shell, power := rs["shell"].Uuid, rs["pypower"].Uuid
+	pid := rx.e.Session().Pids()[shell]
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var otherErrs []error
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := call(t, rx.c, power, "on"); err != nil {
+				otherErrs = append(otherErrs, err)
+			}
+		}
+	})
+
+	hang, _ := structpb.NewValue("hang")
+	env, _ := structpb.NewValue(map[string]any{})
+	s, err := rx.c.StreamingDriverCall(t.Context(), &jumpstarterv1.StreamingDriverCallRequest{Uuid: shell, Method: "call_method", Args: []*structpb.Value{hang, env}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != nil { // "started": the shell runs
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = s.Recv()
+	}
+	want := "driver shell (jumpstarter_driver_shell.driver.Shell) was killed by SIGKILL"
+	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != want {
+		t.Errorf("call ended with %v %q, want UNAVAILABLE %q", st.Code(), st.Message(), want)
+	}
+	if v, err := call(t, rx.c, shell, "get_methods"); err != nil {
+		t.Fatalf("call after the kill: %v, %v", v, err)
+	}
+	close(stop)
+	wg.Wait()
+	if len(otherErrs) > 0 {
+		t.Errorf("calls to pypower failed meanwhile: %v", otherErrs)
+	}
+	if newPid := rx.e.Session().Pids()[shell]; newPid == pid || newPid == 0 {
+		t.Errorf("pid after restart %d (was %d)", newPid, pid)
+	}
+}
+
+func TestPythonTypeProblems(t *testing.T) {
+	py := testbin.Python(t)
+	for _, tt := range []struct{ name, inst, want string }{
+		{"missing package", "type: jumpstarter_driver_nosuch.driver.Thing",
+			`unknown driver type "jumpstarter_driver_nosuch.driver.Thing": no Go plugin provides it and ` + py +
+				` cannot import it: no module named 'jumpstarter_driver_nosuch': pip install jumpstarter-driver-nosuch`},
+		{"version pin", "type: jumpstarter_driver_shell.driver.Shell\n    version: 9.9.9\n    config: {methods: {}}", `version`},
+		{"bad config", "type: jumpstarter_driver_shell.driver.Shell\n    config: {timeout: 3}", `methods: required, missing`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := header + "export:\n  x:\n    " + tt.inst + "\n"
+			_, err := exporter.New(t.Context(), exporter.Options{ConfigFile: writeConfig(t, yaml),
+				PluginDirs: []string{testbin.PluginDir(t, "power")}, Python: py, StartTimeout: 60 * time.Second})
+			if err == nil {
+				t.Fatal("exporter started")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q\nwant it to contain %q", err, tt.want)
+			}
+			if strings.Count(strings.TrimSpace(err.Error()), "\n") != 0 {
+				t.Errorf("error is more than one line: %q", err)
+			}
+		})
+	}
+	_ = os.Getpid
+}
