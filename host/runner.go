@@ -386,7 +386,7 @@ func (r *processRunner) Name() string {
 	}
 	return r.cmd.Path
 }
-func (r *processRunner) ID() string            { return strconv.Itoa(r.pid) }
+func (r *processRunner) ID() string { return strconv.Itoa(r.pid) }
 
 func (r *processRunner) Diagnose(context.Context) string {
 	return fmt.Sprintf("%s did not answer as a jumpwire plugin: is it a driver built with the jumpwire sdk? "+
