@@ -9,7 +9,7 @@ PYTHON   ?= python3
 VENV     := .venv
 PYREQS   := $(sort $(wildcard python/requirements*.txt))
 
-.PHONY: all build venv compat-upstream board-deps image demo test test-short bench fuzz proto proto-check lint fmt clean
+.PHONY: all build venv compat-upstream board-deps image demo test test-short test-python bench fuzz proto proto-python proto-check lint fmt clean
 
 # Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
 BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
@@ -27,12 +27,14 @@ build:
 	$(GO) build -o $(BIN)/jumpwire-demo-board ./examples/board
 
 ## venv: the project's Python environment in .venv, from every python/requirements*.txt (pinned);
-## it holds upstream Jumpstarter's client (.venv/bin/j) that the compatibility suite runs
+## it holds upstream Jumpstarter's client (.venv/bin/j) that the compatibility suite runs, and
+## the Python plugin host (python/, editable) with the upstream drivers it is tested with
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: $(PYREQS)
+$(VENV)/.installed: $(PYREQS) python/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(PYREQS))
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e python/
 	@touch $@
 
 ## compat-upstream: the compatibility suite (compat/) against jumpwire and upstream's own exporter
@@ -54,11 +56,17 @@ demo: build image
 ## test: vet and the whole test suite with the race detector: the root module,
 ## the SDK module, and the out-of-tree driver example (which requires the SDK only);
 ## the QEMU board's end-to-end test uses the image `make image` builds
-test: build image
+test: build image venv test-python
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd examples/vendor-driver && $(GO) vet ./... && $(GO) test -race -count=1 ./...
-	JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" $(GO) test -race -count=1 -timeout 20m ./...
+	JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" JUMPWIRE_REQUIRE_PYTHON=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+## test-python: the Python plugin host's own tests and lint
+test-python: venv
+	$(VENV)/bin/ruff check python
+	$(VENV)/bin/ruff format --check python
+	$(VENV)/bin/python -m pytest -q python/tests
 
 ## abuse: the fault and abuse suite at full size (make test runs it small)
 abuse:
@@ -80,12 +88,18 @@ fuzz:
 	done
 
 ## proto: regenerate the committed protobuf code with the generators pinned in go.mod
-proto:
+## (Go) and python/requirements-pyhost.txt (Python)
+proto: proto-python
 	$(GO) tool buf generate
+
+## proto-python: the Python plugin host's grpcio stubs for plugin.proto
+proto-python: venv
+	cd python && ../$(VENV)/bin/python -m grpc_tools.protoc -Ijumpwire_pyhost/pb=../proto/plugin/v1 \
+		--python_out=. --pyi_out=. --grpc_python_out=. jumpwire_pyhost/pb/plugin.proto
 
 ## proto-check: fail if the committed generated code is not what `make proto` makes
 proto-check: proto
-	@git diff --exit-code -- proto/ || (echo "generated code is stale: run make proto and commit" && exit 1)
+	@git diff --exit-code -- proto/ python/jumpwire_pyhost/pb || (echo "generated code is stale: run make proto and commit" && exit 1)
 
 ## lint: golangci-lint v2 with the linters in .golangci.yml
 lint:
