@@ -188,6 +188,12 @@ class Zygote:
                     os.kill(pid, signal.SIGKILL)
 
     def stop(self, code: int) -> None:
+        from jumpwire_pyhost.serve import kill_descendants
+
+        # Everything below the zygote: instances, and what they started in
+        # sessions of their own (upstream's Shell does), which a kill of an
+        # instance's group would miss.
+        kill_descendants()
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
