@@ -226,7 +226,7 @@ func (e *Exporter) specs() (map[string]host.Spec, map[string]string, error) {
 			if py := n.entry.Python; py != nil {
 				spec.Type = py.Type
 				spec.Args = []string{"-m", plugins.PyhostModule, "serve", py.Type}
-				spec.Python = py.Type
+				spec.Python, spec.PythonCode = py.Type, n.entry.SHA256
 				spec.Env = plugins.PythonEnv()
 			}
 			specs[n.uuid] = spec

@@ -37,6 +37,8 @@ type Spec struct {
 	// Python is the driver class when Binary is a Python interpreter: with
 	// LaunchOptions.Zygotes the instance is forked by the interpreter's zygote.
 	Python string
+	// PythonCode is the hash of the installed package providing Python.
+	PythonCode string
 	// Type is the driver type (name or alias) to configure.
 	Type string
 	// Name is the instance's key in its parent; Path its dotted path from the root.
@@ -86,7 +88,7 @@ type Instance struct {
 // Start launches a process for spec and configures the instance in it.
 // A config the driver rejects is a *ConfigError.
 func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
-	o.Binary, o.Args, o.Python = spec.Binary, spec.Args, spec.Python
+	o.Binary, o.Args, o.Python, o.PythonCode = spec.Binary, spec.Args, spec.Python, spec.PythonCode
 	o.Env = append(append([]string(nil), o.Env...), spec.Env...)
 	proc, err := Launch(ctx, o)
 	if err != nil {

@@ -34,6 +34,9 @@ type LaunchOptions struct {
 	// zygote instead of started from scratch.
 	Python  string
 	Zygotes *Zygotes
+	// PythonCode is the hash of the class's installed package: a zygote
+	// that imported another version of it forks no instance of this one.
+	PythonCode string
 }
 
 // Process is one running plugin process.
@@ -76,7 +79,7 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 			env := append(append([]string(nil), o.Env...), spec.Env...)
 			if o.Python != "" && o.Zygotes != nil {
-				z, err := o.Zygotes.get(o.Binary, o.Python)
+				z, err := o.Zygotes.get(o.Binary, o.Python, o.PythonCode)
 				if err != nil {
 					return nil, err
 				}

@@ -29,9 +29,10 @@ import (
 type Zygotes struct {
 	env []string // the zygotes' environment
 
-	mu     sync.Mutex
-	byPath map[string]*zygote
-	closed bool
+	mu      sync.Mutex
+	byPath  map[string]*zygote
+	retired []*zygote // zygotes holding code since upgraded: their instances may still run
+	closed  bool
 }
 
 // NewZygotes returns a set of zygotes whose processes get env.
@@ -50,23 +51,36 @@ func (zs *Zygotes) Close() {
 	for _, z := range zs.byPath {
 		z.stop()
 	}
-	zs.byPath = map[string]*zygote{}
+	for _, z := range zs.retired {
+		z.stop()
+	}
+	zs.byPath, zs.retired = map[string]*zygote{}, nil
 }
 
-// get returns the running zygote of interpreter, starting it if needed.
-func (zs *Zygotes) get(interpreter string, preload string) (*zygote, error) {
+// get returns the running zygote of interpreter that may fork instances
+// of typ whose code has the hash code, starting one if needed. A zygote
+// imports each class once and its instances inherit the import: after the
+// class's package changed (pip install -U), a new zygote serves it, and the
+// old one stays for the instances it forked.
+func (zs *Zygotes) get(interpreter, typ, code string) (*zygote, error) {
 	zs.mu.Lock()
 	defer zs.mu.Unlock()
 	if zs.closed {
 		return nil, errors.New("host: the exporter is stopping")
 	}
-	if z := zs.byPath[interpreter]; z != nil && !z.isDead() {
-		return z, nil
+	z := zs.byPath[interpreter]
+	if z != nil && !z.isDead() {
+		if have, ok := z.code[typ]; !ok || have == code {
+			z.code[typ] = code
+			return z, nil
+		}
+		zs.retired = append(zs.retired, z)
 	}
-	z, err := startZygote(interpreter, preload, zs.env)
+	z, err := startZygote(interpreter, typ, zs.env)
 	if err != nil {
 		return nil, err
 	}
+	z.code[typ] = code
 	zs.byPath[interpreter] = z
 	return z, nil
 }
@@ -78,7 +92,8 @@ type zygote struct {
 	dead        chan struct{}
 	said        *stderrTail
 
-	wmu sync.Mutex // one request at a time on the socket
+	wmu  sync.Mutex        // one request at a time on the socket
+	code map[string]string // class -> hash of the code it imported (under Zygotes.mu)
 
 	mu      sync.Mutex
 	nextID  int
@@ -140,7 +155,7 @@ func startZygote(interpreter, preload string, env []string) (*zygote, error) {
 		return nil, fmt.Errorf("host: zygote socket: %w", err)
 	}
 	z := &zygote{
-		interpreter: interpreter, cmd: cmd, conn: c.(*net.UnixConn), dead: make(chan struct{}), said: said,
+		interpreter: interpreter, cmd: cmd, conn: c.(*net.UnixConn), dead: make(chan struct{}), said: said, code: map[string]string{},
 		spawns: map[int]chan spawnReply{}, exits: map[int]chan exitReport{}, pending: map[int]exitReport{},
 	}
 	go z.read()
@@ -168,7 +183,6 @@ func (z *zygote) read() {
 		var m struct {
 			spawnReply
 			exitReport
-			HasSpawn *int `json:"spawned"`
 		}
 		line := sc.Bytes()
 		if json.Unmarshal(line, &m.spawnReply) != nil || json.Unmarshal(line, &m.exitReport) != nil {

@@ -49,7 +49,7 @@ PRELOAD = (
 )
 
 
-def preload(types: list[str]) -> None:
+def preload(types: list[str], quiet: bool = False) -> None:
     import importlib
 
     for m in PRELOAD:
@@ -60,7 +60,11 @@ def preload(types: list[str]) -> None:
         try:
             import_driver(t)
         except TypeNotFound as e:
-            print(f"zygote: preloading {t}: {e}", file=sys.stderr)
+            if not quiet:  # the instance says so itself, to the exporter
+                print(f"zygote: preloading {t}: {e}", file=sys.stderr)
+        except BaseException as e:  # noqa: BLE001 - a module that fails to import fails its instance, not the zygote
+            if not quiet:
+                print(f"zygote: preloading {t}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 class Zygote:
@@ -102,6 +106,10 @@ class Zygote:
 
     def handle(self, req: dict[str, Any], fds: list[int]) -> None:
         rid = req.get("spawn")
+        # The class is imported here, before the fork, once: every later
+        # instance of it shares the import. (The exporter starts another
+        # zygote when the class's package changed.)
+        preload([str(req.get("type", ""))], quiet=True)
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
