@@ -64,9 +64,10 @@ test: build image venv test-python
 
 ## test-python: the Python plugin host's own tests and lint
 test-python: venv
-	$(VENV)/bin/ruff check python
-	$(VENV)/bin/ruff format --check python
+	$(VENV)/bin/ruff check python examples/python-driver
+	$(VENV)/bin/ruff format --check python examples/python-driver
 	$(VENV)/bin/python -m pytest -q python/tests
+	PYTHONPATH=examples/python-driver $(VENV)/bin/python -m pytest -q -p no:cacheprovider examples/python-driver/tests
 
 ## abuse: the fault and abuse suite at full size (make test runs it small)
 abuse:

@@ -207,3 +207,28 @@ export:
 		return true
 	})
 }
+
+// TestPythonExampleDriver: the example Python driver, loaded from its
+// directory (PYTHONPATH), runs under jw as it runs under upstream.
+func TestPythonExampleDriver(t *testing.T) {
+	py := testbin.Python(t)
+	dir := filepath.Join(testbin.Root(t), "examples", "python-driver")
+	jw := jwBinary(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	script := `jw lamp dim 30 && jw lamp state && printf 'hello\n' | jw pipe lamp console && jw lamp dim 150`
+	cmd := exec.CommandContext(ctx, jw, "shell", "-c", filepath.Join(dir, "exporter.yaml"), "--python", py, "--", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(jw)+":"+os.Getenv("PATH"), "JUMPWIRE_PLUGIN_PATH=", "PYTHONPATH="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("jw shell: %v (exit %d, want 1 from dim 150)\n%s%s", err, code, out, stderr.String())
+	}
+	if got, want := string(out), "18\n30\nhello: 30%\n"; got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+	if want := "brightness 150 is not between 0 and 100"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+}
