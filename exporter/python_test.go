@@ -292,3 +292,76 @@ func TestPythonTypeProblems(t *testing.T) {
 	}
 	_ = os.Getpid
 }
+
+const lampModule = `from jumpstarter.driver import Driver, export
+from pydantic.dataclasses import dataclass
+
+
+@dataclass(kw_only=True)
+class Lamp(Driver):
+    @classmethod
+    def client(cls) -> str:
+        return "jumpstarter_driver_composite.client.CompositeClient"
+
+    @export
+    def version(self) -> str:
+        return "%s"
+`
+
+// After the code of a Python class changed (pip install -U, or an edited
+// module on PYTHONPATH), a reload swaps its instance for one running the
+// new code, with no failed call.
+func TestPythonReloadSwapsChangedCode(t *testing.T) {
+	py := testbin.Python(t)
+	dir := t.TempDir()
+	mod := filepath.Join(dir, "lampmod.py")
+	if err := os.WriteFile(mod, []byte(fmt.Sprintf(lampModule, "v1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PYTHONPATH", dir)
+	rx := start(t, header+"export:\n  lamp: {type: lampmod.Lamp}\n", nil, func(o *exporter.Options) { o.Python = py })
+	lamp := uuidOf(t, rx.c, "lamp")
+	if v, err := call(t, rx.c, lamp, "version"); err != nil || v != "v1" {
+		t.Fatalf("version = %v, %v", v, err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []error
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := call(t, rx.c, lamp, "version"); err != nil {
+				mu.Lock()
+				failures = append(failures, err)
+				mu.Unlock()
+			}
+		}
+	})
+	tmp := mod + ".new"
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf(lampModule, "v2")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, mod); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := rx.e.Reload(t.Context())
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Path != "lamp" || !strings.Contains(fmt.Sprint(changes[0]), "replaced") {
+		t.Errorf("changes %+v, want lamp replaced", changes)
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d calls failed during the swap, first: %v", len(failures), failures[0])
+	}
+	if v, err := call(t, rx.c, lamp, "version"); err != nil || v != "v2" {
+		t.Errorf("version after the reload = %v, %v; want v2", v, err)
+	}
+}
