@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -147,7 +148,9 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 			// failures come back as errors, its chatter is not news.
 			return host.Describe(ctx, bin, hclog.NewNullLogger())
 		}, plugins.WithPython(pythonOf(o, cfg))),
-		zygotes: host.NewZygotes(plugins.PythonEnv()),
+	}
+	if os.Getenv(NoZygoteEnv) != "1" {
+		e.zygotes = host.NewZygotes(plugins.PythonEnv())
 	}
 	e.clients = newClientLimits([2]int{o.MaxCallsPerClient, o.MaxStreamsPerClient}, [2]int{o.MaxCalls, o.MaxStreams})
 	e.nodes, e.byUUID = buildTree(cfg)
@@ -163,6 +166,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	// Every problem at once: types that resolve are started (which is how
 	// their drivers check their configs) even when others do not.
 	errs := e.resolve(ctx)
+	e.prestartZygotes()
 	err = e.startSession(ctx)
 	var more config.Errors
 	switch {
@@ -270,6 +274,23 @@ func (e *Exporter) startSession(ctx context.Context) error {
 	e.mu.Unlock()
 	return nil
 }
+
+// prestartZygotes starts the zygote of each interpreter that Python
+// instances use, so that it imports while the first session gets ready.
+func (e *Exporter) prestartZygotes() {
+	seen := map[string]bool{}
+	for _, n := range e.nodes {
+		if n.entry != nil && n.entry.Python != nil && !seen[n.entry.Binary] {
+			seen[n.entry.Binary] = true
+			e.zygotes.Prestart(n.entry.Binary)
+		}
+	}
+}
+
+// NoZygoteEnv set to 1 makes the exporter start each Python instance as an
+// interpreter of its own instead of forking it from a zygote: slower and
+// heavier, for comparison and for drivers that cannot bear a fork.
+const NoZygoteEnv = "JUMPWIRE_PYTHON_NO_ZYGOTE"
 
 // pythonOf is the Python interpreter or environment the exporter uses: the
 // flag, else the config's `python:` (relative to the config file), else "".

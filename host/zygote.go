@@ -57,6 +57,15 @@ func (zs *Zygotes) Close() {
 	zs.byPath, zs.retired = map[string]*zygote{}, nil
 }
 
+// Prestart starts the zygote of interpreter in the background, so that its
+// imports run while the exporter reads its config and resolves its types.
+func (zs *Zygotes) Prestart(interpreter string) {
+	if zs == nil {
+		return
+	}
+	go func() { _, _ = zs.get(interpreter, "", "") }()
+}
+
 // get returns the running zygote of interpreter that may fork instances
 // of typ whose code has the hash code, starting one if needed. A zygote
 // imports each class once and its instances inherit the import: after the
@@ -70,8 +79,10 @@ func (zs *Zygotes) get(interpreter, typ, code string) (*zygote, error) {
 	}
 	z := zs.byPath[interpreter]
 	if z != nil && !z.isDead() {
-		if have, ok := z.code[typ]; !ok || have == code {
-			z.code[typ] = code
+		if have, ok := z.code[typ]; !ok || have == code || typ == "" {
+			if typ != "" {
+				z.code[typ] = code
+			}
 			return z, nil
 		}
 		zs.retired = append(zs.retired, z)
@@ -80,7 +91,9 @@ func (zs *Zygotes) get(interpreter, typ, code string) (*zygote, error) {
 	if err != nil {
 		return nil, err
 	}
-	z.code[typ] = code
+	if typ != "" {
+		z.code[typ] = code
+	}
 	zs.byPath[interpreter] = z
 	return z, nil
 }

@@ -4,6 +4,7 @@ installed distribution each comes from (name, version, content hash)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata as md
 import inspect
@@ -211,6 +212,7 @@ def config_keys(cls: type[Driver]) -> list[pb.ConfigKey]:
     return keys
 
 
+@functools.cache
 def describe_type(path: str) -> pb.DriverType:
     """Describes the driver class at path for the catalog."""
     cls = import_driver(path)
@@ -236,6 +238,7 @@ class Distribution:
     record: str = ""
 
 
+@functools.cache
 def distribution_of(path: str) -> Distribution:
     """Finds the installed distribution that provides the module of path."""
     top = path.split(".")[0]

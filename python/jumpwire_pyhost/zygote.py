@@ -25,6 +25,7 @@ gone), on SIGTERM, or when its parent dies."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -54,11 +55,14 @@ def preload(types: list[str], quiet: bool = False) -> None:
 
     for m in PRELOAD:
         importlib.import_module(m)
-    from jumpwire_pyhost.catalog import TypeNotFound, import_driver
+    from jumpwire_pyhost.catalog import TypeNotFound, describe_type, distribution_of, import_driver
 
     for t in types:
         try:
             import_driver(t)
+            # What Describe answers, worked out once for every instance.
+            describe_type(t)
+            distribution_of(t)
         except TypeNotFound as e:
             if not quiet:  # the instance says so itself, to the exporter
                 print(f"zygote: preloading {t}: {e}", file=sys.stderr)
@@ -115,6 +119,9 @@ class Zygote:
                 os.close(fd)
             self.send({"spawned": rid, "error": f"expected 2 file descriptors (stdout, stderr), got {len(fds)}"})
             return
+        # Objects that exist now are never collected in the children: the
+        # collector does not write to their pages, which stay shared.
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError as e:
