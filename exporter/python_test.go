@@ -2,6 +2,8 @@ package exporter_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -363,5 +365,39 @@ func TestPythonReloadSwapsChangedCode(t *testing.T) {
 	}
 	if v, err := call(t, rx.c, lamp, "version"); err != nil || v != "v2" {
 		t.Errorf("version after the reload = %v, %v; want v2", v, err)
+	}
+}
+
+// Uploads reach upstream's driver-side resource API: a client's stream,
+// decoded by the exporter, is what self.resource(handle) reads.
+func TestPythonUploads(t *testing.T) {
+	rx := startPython(t, header+`export:
+  sink: {type: testdrivers.Sink}
+  storage: {type: jumpstarter_driver_opendal.driver.MockStorageMux}
+  flasher: {type: jumpstarter_driver_opendal.driver.MockFlasher}
+`)
+	data := image(3 << 20)
+	sum := sha256.Sum256(data)
+	for _, tt := range []struct{ path, method, enc string }{
+		{"sink", "digest", ""}, {"sink", "digest", "gzip"}, {"storage", "write", "zstd"}, {"flasher", "flash", ""},
+	} {
+		t.Run(tt.path+" "+tt.enc, func(t *testing.T) {
+			rig := &uploadRig{c: rx.c, r: rx.r, sink: uuidOf(t, rx.c, tt.path)}
+			s, handle, _ := rig.upload(t.Context(), t, tt.enc)
+			sent := make(chan error, 1)
+			go func() { sent <- send(s, encode(t, tt.enc, data)) }()
+			v, err := call(t, rx.c, rig.sink, tt.method, handle)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.method, err)
+			}
+			if tt.method == "digest" {
+				if want := fmt.Sprintf("%d:%s", len(data), hex.EncodeToString(sum[:])); v != want {
+					t.Errorf("the driver read %v, want %s", v, want)
+				}
+			}
+			if err := <-sent; err != nil {
+				t.Errorf("upload stream: %v", err)
+			}
+		})
 	}
 }

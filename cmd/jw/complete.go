@@ -254,7 +254,8 @@ func completeTypes(cmd *cobra.Command, args []string, toComplete string) ([]stri
 	dirs, _ := cmd.Flags().GetStringArray("plugin-dir")
 	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second) // new binaries are asked once
 	defer cancel()
-	entries, _ := newPluginCatalog(dirs).Entries(ctx)
+	python, _ := cmd.Flags().GetString("python")
+	entries, _ := newPluginCatalog(dirs, python).Entries(ctx)
 	var comps []string
 	for _, e := range entries {
 		for _, t := range e.Info.GetTypes() {

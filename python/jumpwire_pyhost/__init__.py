@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 MAGIC_COOKIE_KEY = "JUMPWIRE_PLUGIN"
 MAGIC_COOKIE_VALUE = "8d3c1f6e-jumpwire-driver"
 PROTOCOL_VERSION = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 2  # 1: resource streams; 2: named parameters (Method.param_info)
 
 # gRPC metadata keys of the plugin protocol.
 METHOD_HEADER = "jumpwire-method"

@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from jumpstarter.common.serde import encode_value
 from jumpstarter.driver import Driver
 from jumpstarter.driver.decorators import (
     MARKER_DRIVERCALL,
@@ -143,7 +144,15 @@ def describe_method(name: str, fn: Any, kind: int) -> pb.Method:
             continue
         if p.kind == p.VAR_KEYWORD:
             continue
-        m.params.append(json_type(hints.get(p.name, p.annotation)))
+        typ = json_type(hints.get(p.name, p.annotation))
+        m.params.append(typ)
+        info = pb.Param(name=p.name, type=typ)
+        if p.default is not p.empty:
+            try:
+                info.default.CopyFrom(encode_value(p.default))
+            except Exception:  # noqa: BLE001 - a default JSON cannot say is left out
+                pass
+        m.param_info.append(info)
         if p.kind == p.VAR_POSITIONAL:
             m.variadic = True
     if kind != pb.METHOD_KIND_BYTE_STREAM:

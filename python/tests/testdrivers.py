@@ -123,3 +123,23 @@ class Board(Driver):
     @export
     def name_of_board(self) -> str:
         return self.name
+
+
+@dataclass(kw_only=True)
+class Sink(Driver):
+    """Reads an upload and answers with its size and sha256."""
+
+    @classmethod
+    def client(cls) -> str:
+        return "jumpstarter_driver_composite.client.CompositeClient"
+
+    @export
+    async def digest(self, src: str) -> str:
+        import hashlib
+
+        h, n = hashlib.sha256(), 0
+        async with self.resource(src) as res:
+            async for chunk in res:
+                h.update(chunk)
+                n += len(chunk)
+        return f"{n}:{h.hexdigest()}"

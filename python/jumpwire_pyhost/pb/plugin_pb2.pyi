@@ -65,20 +65,32 @@ class DriverType(_message.Message):
     def __init__(self, name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., client: _Optional[str] = ..., description: _Optional[str] = ..., methods: _Optional[_Iterable[_Union[Method, _Mapping]]] = ..., config: _Optional[_Iterable[_Union[ConfigKey, _Mapping]]] = ..., exclusive: _Optional[bool] = ...) -> None: ...
 
 class Method(_message.Message):
-    __slots__ = ("name", "description", "kind", "params", "variadic", "result")
+    __slots__ = ("name", "description", "kind", "params", "variadic", "result", "param_info")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     VARIADIC_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    PARAM_INFO_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     kind: MethodKind
     params: _containers.RepeatedScalarFieldContainer[str]
     variadic: bool
     result: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[_Union[MethodKind, str]] = ..., params: _Optional[_Iterable[str]] = ..., variadic: _Optional[bool] = ..., result: _Optional[str] = ...) -> None: ...
+    param_info: _containers.RepeatedCompositeFieldContainer[Param]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[_Union[MethodKind, str]] = ..., params: _Optional[_Iterable[str]] = ..., variadic: _Optional[bool] = ..., result: _Optional[str] = ..., param_info: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
+
+class Param(_message.Message):
+    __slots__ = ("name", "type", "default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    default: _struct_pb2.Value
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., default: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class ConfigKey(_message.Message):
     __slots__ = ("name", "type", "description")
