@@ -118,8 +118,11 @@ func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
 }
 
 func startTimeout(o LaunchOptions) time.Duration {
-	if o.StartTimeout > 0 {
+	switch {
+	case o.StartTimeout > 0:
 		return o.StartTimeout
+	case o.Python != "":
+		return 30 * time.Second
 	}
 	return 10 * time.Second
 }

@@ -25,7 +25,8 @@ type LaunchOptions struct {
 	Args []string
 	// Logger receives the plugin's logs (its hclog JSON on stderr, re-logged).
 	Logger hclog.Logger
-	// StartTimeout bounds launch and handshake. Default 10s.
+	// StartTimeout bounds launch and handshake. Default 10s, and 30s for a
+	// Python instance: its zygote may still be importing.
 	StartTimeout time.Duration
 	// Env is the plugin's whole environment: nothing of the exporter's is inherited.
 	Env []string
@@ -65,9 +66,7 @@ func (hostPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.C
 // Launch starts a plugin process, completes the handshake and asks the binary
 // what it provides. The caller must Stop the process.
 func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 10 * time.Second
-	}
+	o.StartTimeout = startTimeout(o)
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}

@@ -286,7 +286,8 @@ func (z *zygote) spawn(ctx context.Context, typ string, env []string) (int, *os.
 	case r = <-reply:
 	case <-ctx.Done():
 		closeAll()
-		return 0, nil, nil, nil, ctx.Err()
+		return 0, nil, nil, nil, fmt.Errorf("host: the python zygote of %s did not start %s in time (is the machine overloaded?): %w",
+			z.interpreter, typ, ctx.Err())
 	}
 	if r.Error != "" {
 		outR.Close()

@@ -99,7 +99,7 @@ func TestPythonAndGoInOneTree(t *testing.T) {
 		"├── power (power ",
 		"├── pypower (jumpstarter_driver_power.driver.MockPower 0.9.0)",
 		"├── shell (jumpstarter_driver_shell.driver.Shell 0.9.0)",
-		"└── dut (jumpstarter_driver_composite.driver.Composite 0.9.0)",
+		"└── dut",
 		"├── storage (jumpstarter_driver_opendal.driver.MockStorageMux 0.9.0)",
 		"└── relay (acme-relay ",
 		`hello world\n`,
