@@ -47,6 +47,10 @@ type Python struct {
 // whose importable driver classes the catalog offers. Default: DefaultPython.
 func WithPython(python string) Option { return func(c *Catalog) { c.python = python } }
 
+// PythonNamed reports whether the catalog was given an interpreter, rather
+// than using the default.
+func (c *Catalog) PythonNamed() bool { return c.python != "" }
+
 // Interpreter resolves the configured Python: a virtual environment
 // directory means its bin/python, a bare name is looked up on PATH.
 func (c *Catalog) Interpreter() (string, error) { return resolvePython(c.python) }

@@ -152,9 +152,11 @@ type pluginList struct {
 	Types      []pluginRow       `json:"types"`
 	Duplicates []pluginDuplicate `json:"duplicates"`
 	Failed     []pluginFailure   `json:"failed"`
-	Python     string            `json:"python"`       // the interpreter asked
-	PythonErr  string            `json:"python_error"` // why it could not be asked
-	Classes    []pythonRow       `json:"python_types"`
+	Python     string            `json:"python,omitempty"`       // the interpreter asked
+	PythonErr  string            `json:"python_error,omitempty"` // why it could not be asked
+	Classes    []pythonRow       `json:"python_types,omitempty"`
+
+	pythonNamed bool // --python was given: say why it has no classes
 }
 
 // collectPlugins scans the search path and lists what it holds.
@@ -195,8 +197,8 @@ func collectPlugins(ctx context.Context, c *plugins.Catalog) pluginList {
 	for _, f := range failures {
 		l.Failed = append(l.Failed, pluginFailure{Binary: f.Binary, Error: f.Error()})
 	}
-	l.Classes = []pythonRow{}
 	l.Python, _ = c.Interpreter()
+	l.pythonNamed = c.PythonNamed()
 	py, err := c.PythonEntries(ctx)
 	if err != nil {
 		l.PythonErr = err.Error()
@@ -282,6 +284,9 @@ func listPlugins(ctx context.Context, out io.Writer, c *plugins.Catalog, asJSON 
 // listPython prints the Python section of the plugin list.
 func listPython(out io.Writer, l pluginList) error {
 	if l.PythonErr != "" {
+		if !l.pythonNamed {
+			return nil // no Python environment set up: nothing to say
+		}
 		_, err := fmt.Fprintf(out, "\nPython driver classes: none (%s)\n", l.PythonErr)
 		return err
 	}

@@ -102,7 +102,7 @@ func TestPythonAndGoInOneTree(t *testing.T) {
 		"└── dut",
 		"├── storage (jumpstarter_driver_opendal.driver.MockStorageMux 0.9.0)",
 		"└── relay (acme-relay ",
-		`hello world\n`,
+		"hello world",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -121,7 +121,7 @@ func TestPythonPluginsListed(t *testing.T) {
 		"jumpstarter_driver_shell.driver.Shell: shell driver for Jumpstarter\n",
 		"  python:  " + py + "\n",
 		"  package: jumpstarter-driver-shell 0.9.0\n",
-		"  call_method  streaming  string, any, any...",
+		"  call_method  streaming  method string, env any, args any...",
 		"  methods  object   required",
 	} {
 		if !strings.Contains(r.stdout, want) {
