@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -292,7 +294,36 @@ func TestPythonTypeProblems(t *testing.T) {
 			}
 		})
 	}
-	_ = os.Getpid
+	t.Run("pins that match", func(t *testing.T) {
+		out, err := exec.Command(py, "-m", "jumpwire_pyhost", "inspect", "jumpstarter_driver_shell.driver.Shell").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct {
+			Types []struct{ SHA256 string } `json:"types"`
+		}
+		if err := json.Unmarshal(out, &answer); err != nil || len(answer.Types) != 1 || len(answer.Types[0].SHA256) != 64 {
+			t.Fatalf("inspect answered %s (%v)", out, err)
+		}
+		yaml := header + "export:\n  x:\n    type: jumpstarter_driver_shell.driver.Shell\n    version: 0.9.0\n    sha256: " +
+			answer.Types[0].SHA256 + "\n    config: {methods: {}}\n"
+		e, err := exporter.New(t.Context(), exporter.Options{ConfigFile: writeConfig(t, yaml),
+			PluginDirs: []string{testbin.PluginDir(t, "power")}, Python: py})
+		if err != nil {
+			t.Fatalf("pinned to what is installed: %v", err)
+		}
+		if err := e.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("sha256 pin", func(t *testing.T) {
+		yaml := header + "export:\n  x:\n    type: jumpstarter_driver_shell.driver.Shell\n    sha256: " + strings.Repeat("0", 64) + "\n    config: {methods: {}}\n"
+		_, err := exporter.New(t.Context(), exporter.Options{ConfigFile: writeConfig(t, yaml),
+			PluginDirs: []string{testbin.PluginDir(t, "power")}, Python: py})
+		if err == nil || !strings.Contains(err.Error(), "sha256") {
+			t.Errorf("a wrong sha256 pin: %v", err)
+		}
+	})
 }
 
 const lampModule = `from jumpstarter.driver import Driver, export
