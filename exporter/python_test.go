@@ -432,3 +432,34 @@ func TestPythonUploads(t *testing.T) {
 		})
 	}
 }
+
+// The zygote's death takes its instances with it; they restart, forked from
+// a new zygote, and calls wait for them.
+func TestPythonZygoteKilled(t *testing.T) {
+	rx := startPython(t, header+"export:\n  pypower: {type: jumpstarter_driver_power.driver.MockPower, plugin: python}\n")
+	power := uuidOf(t, rx.c, "pypower")
+	pid := rx.e.Session().Pids()[power]
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	var zygote int
+	if _, err := fmt.Sscanf(s[strings.LastIndexByte(s, ')')+2:], "%s %d", new(string), &zygote); err != nil {
+		t.Fatal(err)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", zygote))
+	if !strings.Contains(string(cmdline), "zygote") {
+		t.Fatalf("the instance's parent %d is %q, not the zygote", zygote, cmdline)
+	}
+	if err := syscall.Kill(zygote, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	if _, err := call(t, rx.c, power, "on"); err != nil {
+		t.Fatalf("call after the zygote died: %v", err)
+	}
+	if now := rx.e.Session().Pids()[power]; now == pid || now == 0 {
+		t.Errorf("pid after the restart %d (was %d)", now, pid)
+	}
+}
