@@ -232,3 +232,49 @@ func TestPythonExampleDriver(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 	}
 }
+
+// TestUpstreamCLIOnPythonDrivers: upstream's j, inside jw shell, drives
+// upstream's drivers that jumpwire hosts in Python.
+func TestUpstreamCLIOnPythonDrivers(t *testing.T) {
+	py := testbin.Python(t)
+	j := filepath.Join(filepath.Dir(py), "j")
+	if _, err := os.Stat(j); err != nil {
+		t.Skipf("no upstream j next to %s: %v", py, err)
+	}
+	cfg := filepath.Join(t.TempDir(), "exporter.yaml")
+	if err := os.WriteFile(cfg, []byte(`apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata: {name: j-on-python}
+export:
+  power:
+    type: jumpstarter_driver_power.driver.MockPower
+    plugin: python
+  shell:
+    type: jumpstarter_driver_shell.driver.Shell
+    config:
+      methods: {hello: "echo hello $1"}
+  storage:
+    type: jumpstarter_driver_opendal.driver.MockStorageMux
+  group:
+    type: jumpstarter_driver_composite.driver.Composite
+    children:
+      inner:
+        type: jumpstarter_driver_power.driver.MockPower
+        plugin: python
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jw := jwBinary(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	script := `j power on && j power off && j shell hello world && j storage host && j storage dut && j group inner on && echo done`
+	cmd := exec.CommandContext(ctx, jw, "shell", "-c", cfg, "--python", py, "--", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(jw)+":"+filepath.Dir(py)+":"+os.Getenv("PATH"), "JUMPWIRE_PLUGIN_PATH=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("jw shell -- j ...: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "hello world") || !strings.HasSuffix(strings.TrimSpace(string(out)), "done") {
+		t.Errorf("output:\n%s", out)
+	}
+}
