@@ -9,7 +9,7 @@ PYTHON   ?= python3
 VENV     := .venv
 PYREQS   := $(sort $(wildcard python/requirements*.txt))
 
-.PHONY: all build cross venv compat-upstream board-deps image demo test test-go test-e2e bench-smoke bench abuse fuzz proto proto-check lint fmt clean
+.PHONY: all build cross venv compat-upstream board-deps image demo test test-go test-e2e test-python bench-smoke bench abuse fuzz proto proto-python proto-check lint fmt clean
 
 # Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
 BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
@@ -27,12 +27,14 @@ build:
 	$(GO) build -o $(BIN)/jumpwire-demo-board ./examples/board
 
 ## venv: the project's Python environment in .venv, from every python/requirements*.txt (pinned);
-## it holds upstream Jumpstarter's client (.venv/bin/j) that the compatibility suite runs
+## it holds upstream Jumpstarter's client (.venv/bin/j) that the compatibility suite runs, and
+## the Python plugin host (python/, editable) with the upstream drivers it is tested with
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: $(PYREQS)
+$(VENV)/.installed: $(PYREQS) python/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(PYREQS))
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e python/
 	@touch $@
 
 ## compat-upstream: the compatibility suite (compat/) against jumpwire and upstream's own exporter
@@ -69,7 +71,7 @@ PROGRESS = $(CURDIR)/$(BIN)/testprogress
 ## only), then the end-to-end suites (test-e2e); the cross builds first; the
 ## QEMU board's end-to-end test uses the image `make image` builds.
 ## Benchmarks' smoke runs are left to bench-smoke.
-test: build image cross test-go test-e2e
+test: build image venv cross test-go test-e2e
 
 ## test-go: vet and go test of the three modules
 test-go: $(BIN)/testprogress
@@ -78,7 +80,7 @@ test-go: $(BIN)/testprogress
 	cd examples/vendor-driver && $(GO) vet ./... && $(GOTEST) ./... | $(PROGRESS)
 	@shared=$$(mktemp -d -t jumpwire-testbin.XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
 		echo "JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -timeout 20m ./... | testprogress" && \
-		JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -timeout 20m ./... | $(PROGRESS)
+		JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" JUMPWIRE_REQUIRE_PYTHON=1 JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -timeout 20m ./... | $(PROGRESS)
 
 $(BIN)/testprogress: internal/testprogress/main.go
 	$(GO) build -o $@ ./internal/testprogress
@@ -86,12 +88,20 @@ $(BIN)/testprogress: internal/testprogress/main.go
 ## test-e2e: the end-to-end suites outside go test, each a target added to
 ## E2E (e.g. E2E += test-python-compat); they run after test-go
 E2E ?=
+E2E += test-python
 test-e2e: $(E2E)
 
 ## bench-smoke: each benchmark's measurements once at tiny scale (CI runs it
 ## after make test); asserts that they work, never a timing
 bench-smoke: build $(BIN)/testprogress
 	JUMPWIRE_BENCH_SMOKE=1 $(GOTEST) -run 'Benchmarks?$$' ./bench/ | $(PROGRESS)
+
+## test-python: the Python plugin host's own tests and lint
+test-python: venv
+	$(VENV)/bin/ruff check python examples/python-driver
+	$(VENV)/bin/ruff format --check python examples/python-driver
+	$(VENV)/bin/python -m pytest -q python/tests
+	PYTHONPATH=examples/python-driver $(VENV)/bin/python -m pytest -q -p no:cacheprovider examples/python-driver/tests
 
 ## abuse: the fault and abuse suite at full size (make test runs it small)
 abuse:
@@ -137,12 +147,18 @@ fuzz:
 	done
 
 ## proto: regenerate the committed protobuf code with the generators pinned in go.mod
-proto:
+## (Go) and python/requirements-pyhost.txt (Python)
+proto: proto-python
 	$(GO) tool buf generate
+
+## proto-python: the Python plugin host's grpcio stubs for plugin.proto
+proto-python: venv
+	cd python && ../$(VENV)/bin/python -m grpc_tools.protoc -Ijumpwire_pyhost/pb=../proto/plugin/v1 \
+		--python_out=. --pyi_out=. --grpc_python_out=. jumpwire_pyhost/pb/plugin.proto
 
 ## proto-check: fail if the committed generated code is not what `make proto` makes
 proto-check: proto
-	@git diff --exit-code -- proto/ || (echo "generated code is stale: run make proto and commit" && exit 1)
+	@git diff --exit-code -- proto/ python/jumpwire_pyhost/pb || (echo "generated code is stale: run make proto and commit" && exit 1)
 
 ## lint: golangci-lint v2 with the linters in .golangci.yml
 lint:

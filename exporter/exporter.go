@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +68,10 @@ type Options struct {
 	// Metrics, when true, keeps Prometheus metrics of the drivers, sessions
 	// and the exporter process, served by Metrics().Handler().
 	Metrics bool
+	// Python is the interpreter or virtual environment whose driver classes
+	// Python types name (jw run --python). Default: the config's `python:`,
+	// else python3 on PATH.
+	Python string
 }
 
 // Default limits of a session's calls and byte streams in flight.
@@ -92,6 +99,9 @@ type Exporter struct {
 	changed chan struct{} // closed and replaced on every status change
 
 	lifeMu sync.Mutex // one session change or reload at a time
+
+	madeNodes madeCache     // the children drivers made, per ConfigureResponse
+	zygotes   *host.Zygotes // fork Python instances, one zygote per interpreter
 
 	pendingLease bool       // the session's before-lease hook has yet to run
 	fatal        chan error // a hook with onFailure: exit stops the exporter
@@ -146,7 +156,10 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 		logger:  o.Logger,
 		changed: make(chan struct{}),
 		fatal:   make(chan error, 1),
-		catalog: newCatalog(o.PluginDirs),
+		catalog: newCatalog(o.PluginDirs, plugins.WithPython(pythonOf(o, cfg))),
+	}
+	if os.Getenv(NoZygoteEnv) != "1" {
+		e.zygotes = host.NewZygotes(plugins.PythonEnv())
 	}
 	e.clients = newClientLimits([2]int{o.MaxCallsPerClient, o.MaxStreamsPerClient}, [2]int{o.MaxCalls, o.MaxStreams})
 	e.nodes, e.byUUID = buildTree(cfg)
@@ -165,6 +178,7 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 	// Every problem at once: types that resolve are started (which is how
 	// their drivers check their configs) even when others do not.
 	errs := e.resolve(ctx, e.nodes)
+	e.prestartZygotes()
 	err = e.startSession(ctx)
 	var more config.Errors
 	switch {
@@ -221,10 +235,17 @@ func specsOf(nodes []*node) (map[string]host.Spec, error) {
 				errs = append(errs, n.inst.KeyError("config", err.Error()))
 				continue
 			}
-			specs[n.uuid] = host.Spec{
+			spec := host.Spec{
 				Binary: n.entry.Binary, Type: n.inst.Type,
 				Name: n.inst.Name, Path: n.inst.Path, Config: cfg,
 			}
+			if py := n.entry.Python; py != nil {
+				spec.Type = py.Type
+				spec.Args = []string{"-m", plugins.PyhostModule, "serve", py.Type}
+				spec.Python, spec.PythonCode = py.Type, n.entry.SHA256
+				spec.Env = plugins.PythonEnv()
+			}
+			specs[n.uuid] = spec
 		}
 	}
 	if len(errs) > 0 {
@@ -241,7 +262,7 @@ func (e *Exporter) startSession(ctx context.Context) error {
 		return err
 	}
 	s, err := session.Start(ctx, specs, session.Options{
-		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout},
+		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout, Zygotes: e.zygotes},
 		Policy:      e.restartPolicy(),
 		Logger:      e.logger,
 		StopTimeout: e.opts.StopTimeout,
@@ -265,6 +286,36 @@ func (e *Exporter) startSession(ctx context.Context) error {
 	e.sess = s
 	e.mu.Unlock()
 	return nil
+}
+
+// prestartZygotes starts the zygote of each interpreter that Python
+// instances use, so that it imports while the first session gets ready.
+func (e *Exporter) prestartZygotes() {
+	seen := map[string]bool{}
+	for _, n := range e.nodes {
+		if n.entry != nil && n.entry.Python != nil && !seen[n.entry.Binary] {
+			seen[n.entry.Binary] = true
+			e.zygotes.Prestart(n.entry.Binary)
+		}
+	}
+}
+
+// NoZygoteEnv set to 1 makes the exporter start each Python instance as an
+// interpreter of its own instead of forking it from a zygote: slower and
+// heavier, for comparison and for drivers that cannot bear a fork.
+const NoZygoteEnv = "JUMPWIRE_PYTHON_NO_ZYGOTE"
+
+// pythonOf is the Python interpreter or environment the exporter uses: the
+// flag, else the config's `python:` (relative to the config file), else "".
+func pythonOf(o Options, cfg *config.Config) string {
+	if o.Python != "" {
+		return o.Python
+	}
+	py := cfg.Python
+	if strings.ContainsRune(py, '/') && !filepath.IsAbs(py) && cfg.File != "" {
+		py = filepath.Join(filepath.Dir(cfg.File), py)
+	}
+	return py
 }
 
 // restartPolicy is Options.RestartPolicy completed by the config's
@@ -331,8 +382,9 @@ func (e *Exporter) checkMethods(configured func(uuid string) *pluginv1.Configure
 // tree returns the driver tree: the nodes in pre-order and by uuid.
 func (e *Exporter) tree() ([]*node, map[string]*node) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.nodes, e.byUUID
+	nodes, byUUID := e.nodes, e.byUUID
+	e.mu.Unlock()
+	return e.withMade(nodes, byUUID)
 }
 
 // Session returns the current session, or nil between sessions.

@@ -27,21 +27,24 @@ func PluginProtocol() string { return fmt.Sprintf("%d.%d", protocol.Version, pro
 
 // newCatalog is the plugin catalog searching dirs, then $JUMPWIRE_PLUGIN_PATH
 // and the plugins directory next to the executable.
-func newCatalog(dirs []string) *plugins.Catalog {
+func newCatalog(dirs []string, opts ...plugins.Option) *plugins.Catalog {
 	return plugins.New(plugins.SearchPath(dirs), func(ctx context.Context, bin string) (*pluginv1.DescribeResponse, error) {
 		// Asking a binary what it provides starts and stops it; its
 		// failures come back as errors, its chatter is not news.
 		return host.Describe(ctx, bin, hclog.NewNullLogger())
-	})
+	}, opts...)
 }
 
 // PluginCatalog is the plugin binaries an exporter started with the same
 // PluginDirs would find, for listing and inspecting them (jw plugins).
 type PluginCatalog struct{ c *plugins.Catalog }
 
-// NewPluginCatalog opens the catalog an exporter with PluginDirs dirs
-// searches. Binaries are asked what they provide when first needed.
-func NewPluginCatalog(dirs []string) *PluginCatalog { return &PluginCatalog{c: newCatalog(dirs)} }
+// NewPluginCatalog opens the catalog an exporter with PluginDirs dirs and
+// Python python (Options.Python; "" for the default) searches. Binaries
+// and the interpreter are asked what they provide when first needed.
+func NewPluginCatalog(dirs []string, python string) *PluginCatalog {
+	return &PluginCatalog{c: newCatalog(dirs, plugins.WithPython(python))}
+}
 
 // SearchPath is the directories searched, in order.
 func (p *PluginCatalog) SearchPath() []string { return p.c.Dirs() }
@@ -57,6 +60,9 @@ type PluginBinary struct {
 	Protocol      string
 	ProtocolNewer bool
 	SHA256        string // of its content, as an instance's "sha256:" pin takes it
+	// Package is, for a Python driver class, the distribution that installs
+	// it (Path is then the interpreter and Version the package's version).
+	Package string
 }
 
 // PluginMethod is a method of a driver type.
@@ -114,11 +120,25 @@ type PluginList struct {
 	Types      []PluginType // by name; for each, the binary used without pins first
 	Duplicates []PluginDuplicate
 	Failed     []PluginFailure
+
+	// Python is the interpreter asked for Python driver classes, and
+	// PythonErr why it could not be asked; PythonNamed says it was named
+	// rather than the default. PythonTypes are the classes its installed
+	// packages announce (Shadowed: a binary provides the type and wins
+	// unless an instance says plugin: python).
+	Python      string
+	PythonErr   error
+	PythonNamed bool
+	PythonTypes []PluginType
 }
 
 func binaryOf(e *plugins.Entry) PluginBinary {
-	return PluginBinary{Path: e.Binary, Version: e.Info.GetVersion(), SDKVersion: e.Info.GetSdkVersion(),
+	b := PluginBinary{Path: e.Binary, Version: e.Info.GetVersion(), SDKVersion: e.Info.GetSdkVersion(),
 		Protocol: e.Protocol(), ProtocolNewer: e.NewerProtocol(), SHA256: e.SHA256}
+	if e.Python != nil {
+		b.Package, b.Version = e.Python.Package, e.Python.Version
+	}
+	return b
 }
 
 func typeOf(e *plugins.Entry, t *pluginv1.DriverType) PluginType {
@@ -192,13 +212,36 @@ func (p *PluginCatalog) List(ctx context.Context) PluginList {
 	for _, f := range failures {
 		l.Failed = append(l.Failed, PluginFailure{Binary: f.Binary, Err: f.Err})
 	}
+	l.Python, _ = p.c.Interpreter()
+	l.PythonNamed = p.c.PythonNamed()
+	py, err := p.c.PythonEntries(ctx)
+	l.PythonErr = err
+	for _, e := range py {
+		for _, t := range e.Info.GetTypes() {
+			pt := typeOf(e, t)
+			pt.Shadowed = p.c.ProvidedByBinary(ctx, t.Name)
+			l.PythonTypes = append(l.PythonTypes, pt)
+		}
+	}
 	return l
 }
 
 // Inspect finds the driver type name (a name or an alias) as an exporter
 // would without pins, with the binaries it shadows.
+//
+// "python:CLASS" names the Python class even when a binary provides a type
+// of that name.
 func (p *PluginCatalog) Inspect(ctx context.Context, name string) (*PluginType, error) {
-	e, t, err := p.c.Lookup(ctx, name, plugins.Pin{})
+	var (
+		e   *plugins.Entry
+		t   *pluginv1.DriverType
+		err error
+	)
+	if class, ok := strings.CutPrefix(name, plugins.PythonPlugin+":"); ok {
+		e, t, err = p.c.LookupPython(ctx, class, "", plugins.Pin{})
+	} else {
+		e, t, err = p.c.Lookup(ctx, name, plugins.Pin{})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
@@ -20,6 +21,7 @@ func (e *Exporter) resolve(ctx context.Context, nodes []*node) config.Errors {
 		errs config.Errors
 		wg   sync.WaitGroup
 	)
+	e.learnPython(ctx, nodes)
 	for _, n := range nodes {
 		if !n.isDriver() {
 			continue
@@ -37,6 +39,38 @@ func (e *Exporter) resolve(ctx context.Context, nodes []*node) config.Errors {
 	return errs
 }
 
+// learnPython asks the Python interpreters about every type they may
+// provide at once (one interpreter run each, not one per instance); what
+// they cannot import is reported by resolveNode.
+func (e *Exporter) learnPython(ctx context.Context, nodes []*node) {
+	byPython := map[string][]string{}
+	for _, n := range nodes {
+		if !n.isDriver() {
+			continue
+		}
+		if py, ok := strings.CutPrefix(n.inst.Plugin, plugins.PythonPlugin); ok && (py == "" || py[0] == ':') {
+			byPython[strings.TrimPrefix(py, ":")] = append(byPython[strings.TrimPrefix(py, ":")], n.inst.Type)
+		} else if n.inst.Plugin == "" {
+			byPython[""] = append(byPython[""], n.inst.Type)
+		}
+	}
+	for py, types := range byPython {
+		if py == "" {
+			// Only the types no Go binary provides.
+			var left []string
+			for _, t := range types {
+				if !e.catalog.ProvidedByBinary(ctx, t) {
+					left = append(left, t)
+				}
+			}
+			types = left
+		}
+		if err := e.catalog.LearnPython(ctx, py, types); err != nil {
+			e.logger.Debug("asking python about driver types", "error", err)
+		}
+	}
+}
+
 // resolveNode finds the binary of one driver instance: its `plugin:`, or the
 // newest on the search path providing its type, matching its `sha256:` and
 // `version:` pins. The node then runs a verified private copy of it, so a
@@ -51,7 +85,13 @@ func (e *Exporter) resolveNode(ctx context.Context, n *node) *config.Error {
 		err   error
 		key   = "type"
 	)
-	if inst.Plugin != "" {
+	if py, ok := strings.CutPrefix(inst.Plugin, plugins.PythonPlugin); ok && (py == "" || py[0] == ':') {
+		// The instance names the Python class even if a Go binary provides its type.
+		key = "plugin"
+		if entry, dt, err = e.catalog.LookupPython(ctx, inst.Type, strings.TrimPrefix(py, ":"), pin); err != nil {
+			return keyError(inst, key, err)
+		}
+	} else if inst.Plugin != "" {
 		key = "plugin"
 		if entry, err = e.catalog.Binary(ctx, inst.Plugin, pin); err != nil {
 			return keyError(inst, key, err)
@@ -97,6 +137,7 @@ func typeNames(e *plugins.Entry) string {
 // releaseBinaries removes the private copies of the plugin binaries; no
 // plugin may run from them afterwards.
 func (e *Exporter) releaseBinaries() {
+	e.zygotes.Close() // and the Python zygotes, which no instance needs any more
 	if err := e.catalog.Close(); err != nil {
 		e.logger.Warn("removing the private copies of the plugin binaries", "error", err)
 	}

@@ -89,12 +89,13 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 		return err
 	}
 	defer done()
+	routed, n := route(cs.Context(), n) // a child its driver made: its driver's process
 	if req.Kind == "resource" {
 		return serveUpload(cs, sess, n.uuid, req.XJmpContentEncoding)
 	}
 	// A frame from the client that does not decode ends the stream with
 	// INVALID_ARGUMENT (relayUp cancels it with that cause).
-	ctx, cancel := context.WithCancelCause(cs.Context())
+	ctx, cancel := context.WithCancelCause(routed)
 	defer cancel(nil)
 	ps, explain, release, err := sess.Stream(ctx, n.uuid, req.Method)
 	if err != nil {

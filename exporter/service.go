@@ -150,6 +150,9 @@ func (s *service) GetReport(context.Context, *emptypb.Empty) (*jumpstarterv1.Get
 		if n.target != nil {
 			src = n.target
 		}
+		if n.owner != nil {
+			src = n.owner // its process's health
+		}
 		var (
 			conf   *pluginv1.ConfigureResponse
 			health *host.Health
@@ -193,6 +196,9 @@ func (s *service) driverNode(uuid string) (*node, error) {
 	if n.target != nil {
 		n = n.target
 	}
+	if n.owner != nil {
+		return n, nil // a child its driver made: see route
+	}
 	if !n.isDriver() {
 		name := n.path()
 		if name == "" {
@@ -217,6 +223,7 @@ func (s *service) DriverCall(ctx context.Context, req *jumpstarterv1.DriverCallR
 		return nil, err
 	}
 	defer done()
+	ctx, n = route(ctx, n)
 	v, err := sess.Call(ctx, n.uuid, req.Method, req.Args)
 	if err != nil {
 		return nil, err
@@ -238,7 +245,8 @@ func (s *service) StreamingDriverCall(req *jumpstarterv1.StreamingDriverCallRequ
 		return err
 	}
 	defer done()
-	for v, err := range sess.StreamingCall(stream.Context(), n.uuid, req.Method, req.Args) {
+	ctx, n := route(stream.Context(), n)
+	for v, err := range sess.StreamingCall(ctx, n.uuid, req.Method, req.Args) {
 		if err != nil {
 			return err
 		}

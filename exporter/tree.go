@@ -48,6 +48,12 @@ type node struct {
 	target *node            // for a ref: the node it stands for
 	entry  *plugins.Entry   // for a driver: the binary providing it
 	dtype  *pluginv1.DriverType
+
+	// For a child a driver created itself (see made.go): the node whose
+	// process serves it, its path below that node, and what the driver said.
+	owner *node
+	rel   string
+	child *madeChild
 }
 
 func (n *node) path() string {
@@ -162,8 +168,30 @@ func (e *Exporter) report(n *node, conf *pluginv1.ConfigureResponse, health *hos
 		src = n.target
 		r.Labels[LabelRef] = n.target.path()
 	}
+	if n.owner != nil {
+		conf = n.child.conf()
+		r.Labels[LabelClient] = n.child.Client
+		r.Labels[LabelType] = n.owner.dtype.GetName() + ":" + n.rel
+		r.Labels[LabelMethods] = methodKinds(conf.Methods)
+		maps.Copy(r.Labels, conf.Labels)
+		if health != nil {
+			r.Labels[LabelState] = health.State.String()
+			if health.Pid != 0 {
+				r.Labels[LabelPid] = strconv.Itoa(health.Pid)
+			}
+		}
+		for _, m := range conf.Methods {
+			r.MethodsDescription[m.Name] = m.Description
+		}
+		if conf.Description != "" {
+			r.Description = &conf.Description
+		}
+		r.Labels[LabelName] = n.inst.Name
+		return r
+	}
 	if src.isDriver() && conf != nil {
 		maps.Copy(r.Labels, conf.Labels)
+		delete(r.Labels, labelChildren)
 		r.Labels[LabelClient] = src.dtype.Client
 		r.Labels[LabelType] = src.dtype.Name
 		r.Labels[LabelMethods] = methodKinds(conf.Methods)

@@ -32,6 +32,15 @@ import (
 type Spec struct {
 	// Binary is the plugin executable providing Type.
 	Binary string
+	// Args are the executable's arguments; Env is added to its environment.
+	// A Python driver runs as the interpreter with arguments naming the
+	// plugin host and the class, and needs PATH and HOME.
+	Args, Env []string
+	// Python is the driver class when Binary is a Python interpreter: with
+	// LaunchOptions.Zygotes the instance is forked by the interpreter's zygote.
+	Python string
+	// PythonCode is the hash of the installed package providing Python.
+	PythonCode string
 	// Type is the driver type (name or alias) to configure.
 	Type string
 	// Name is the instance's key in its parent; Path its dotted path from the root.
@@ -81,7 +90,8 @@ type Instance struct {
 // Start launches a process for spec and configures the instance in it.
 // A config the driver rejects is a *ConfigError.
 func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
-	o.Binary = spec.Binary
+	o.Binary, o.Args, o.Python, o.PythonCode = spec.Binary, spec.Args, spec.Python, spec.PythonCode
+	o.Env = append(append([]string(nil), o.Env...), spec.Env...)
 	proc, err := Launch(ctx, o)
 	if err != nil {
 		return nil, err
@@ -110,8 +120,11 @@ func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
 }
 
 func startTimeout(o LaunchOptions) time.Duration {
-	if o.StartTimeout > 0 {
+	switch {
+	case o.StartTimeout > 0:
 		return o.StartTimeout
+	case o.Python != "":
+		return 30 * time.Second
 	}
 	return 10 * time.Second
 }

@@ -22,12 +22,23 @@ import (
 type LaunchOptions struct {
 	// Binary is the plugin executable.
 	Binary string
+	// Args are its arguments (for a Python driver: -m jumpwire_pyhost serve TYPE).
+	Args []string
 	// Logger receives the plugin's logs (its hclog JSON on stderr, re-logged).
 	Logger hclog.Logger
-	// StartTimeout bounds launch and handshake. Default 10s.
+	// StartTimeout bounds launch and handshake. Default 10s, and 30s for a
+	// Python instance: its zygote may still be importing.
 	StartTimeout time.Duration
 	// Env is the plugin's whole environment: nothing of the exporter's is inherited.
 	Env []string
+	// Python, with Zygotes, says Binary is a Python interpreter and the
+	// plugin an instance of this driver class, forked by the interpreter's
+	// zygote instead of started from scratch.
+	Python  string
+	Zygotes *Zygotes
+	// PythonCode is the hash of the class's installed package: a zygote
+	// that imported another version of it forks no instance of this one.
+	PythonCode string
 }
 
 // Process is one running plugin process.
@@ -56,9 +67,7 @@ func (hostPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.C
 // Launch starts a plugin process, completes the handshake and asks the binary
 // what it provides. The caller must Stop the process.
 func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 10 * time.Second
-	}
+	o.StartTimeout = startTimeout(o)
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -68,8 +77,17 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		HandshakeConfig:  protocol.Handshake(),
 		VersionedPlugins: map[int]plugin.PluginSet{protocol.Version: {protocol.PluginName: hostPlugin{}}},
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			env := append(append([]string(nil), o.Env...), spec.Env...)
+			if o.Python != "" && o.Zygotes != nil {
+				z, err := o.Zygotes.get(o.Binary, o.Python, o.PythonCode)
+				if err != nil {
+					return nil, err
+				}
+				pr = newZygoteRunner(z, o.Python, env)
+				return pr, nil
+			}
 			var err error
-			pr, err = newProcessRunner(o.Binary, append(append([]string(nil), o.Env...), spec.Env...))
+			pr, err = newProcessRunner(o.Binary, o.Args, env)
 			return pr, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

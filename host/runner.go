@@ -45,12 +45,40 @@ type processRunner struct {
 	// stderrDone is closed once go-plugin has read all of the plugin's
 	// stderr: the process and any child that shared its stderr are gone.
 	stderrDone chan struct{}
+
+	// For an instance a Python zygote forks instead of a process started
+	// here: the zygote, the class to serve, the environment.
+	zyg   *zygote
+	ztype string
+	zenv  []string
+}
+
+// newZygoteRunner runs a Python driver instance of type typ forked by z.
+func newZygoteRunner(z *zygote, typ string, env []string) *processRunner {
+	return &processRunner{zyg: z, ztype: typ, zenv: env,
+		exited: make(chan struct{}), waited: make(chan struct{}), stderrDone: make(chan struct{})}
+}
+
+func (r *processRunner) startForked(ctx context.Context) error {
+	pid, out, errf, exit, err := r.zyg.spawn(ctx, r.ztype, r.zenv)
+	if err != nil {
+		return err
+	}
+	r.stdout, r.stderr = &handshakeLine{ReadCloser: out}, &endReader{ReadCloser: errf, end: r.stderrDone}
+	r.pid = pid
+	r.status, _ = os.Open("/proc/" + strconv.Itoa(r.pid) + "/status")
+	go func() {
+		e := <-exit
+		_ = syscall.Kill(-r.pid, syscall.SIGKILL) // whatever it started goes with it
+		r.markExited(e.reason())
+	}()
+	return nil
 }
 
 var _ runner.Runner = (*processRunner)(nil) // Interface guard
 
-func newProcessRunner(binary string, env []string) (*processRunner, error) {
-	cmd := exec.Command(binary)
+func newProcessRunner(binary string, args, env []string) (*processRunner, error) {
+	cmd := exec.Command(binary, args...)
 	cmd.Env = env
 	cmd.Stdin = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -111,7 +139,10 @@ func onLauncherThread(fn func()) {
 	<-done
 }
 
-func (r *processRunner) Start(context.Context) error {
+func (r *processRunner) Start(ctx context.Context) error {
+	if r.zyg != nil {
+		return r.startForked(ctx)
+	}
 	var err error
 	onLauncherThread(func() { err = r.cmd.Start() })
 	if err != nil {
@@ -137,6 +168,14 @@ func describeStartError(path string, err error) error {
 }
 
 func (r *processRunner) Wait(context.Context) error {
+	if r.zyg != nil { // the zygote reaps it and reports its exit
+		<-r.exited
+		r.waitOne.Do(func() { close(r.waited) })
+		if r.reason != "exited with status 0" {
+			return errors.New(r.reason)
+		}
+		return nil
+	}
 	r.waitOne.Do(func() {
 		r.exitErr = r.cmd.Wait()
 		close(r.waited)
@@ -392,12 +431,17 @@ func signalName(sig syscall.Signal) string {
 
 func (r *processRunner) Stdout() io.ReadCloser { return r.stdout }
 func (r *processRunner) Stderr() io.ReadCloser { return r.stderr }
-func (r *processRunner) Name() string          { return r.cmd.Path }
-func (r *processRunner) ID() string            { return strconv.Itoa(r.pid) }
+func (r *processRunner) Name() string {
+	if r.zyg != nil {
+		return r.zyg.interpreter
+	}
+	return r.cmd.Path
+}
+func (r *processRunner) ID() string { return strconv.Itoa(r.pid) }
 
 func (r *processRunner) Diagnose(context.Context) string {
 	return fmt.Sprintf("%s did not answer as a jumpwire plugin: is it a driver built with the jumpwire sdk? "+
-		"(a plugin must not print to stdout before its handshake)", r.cmd.Path)
+		"(a plugin must not print to stdout before its handshake)", r.Name())
 }
 
 func (r *processRunner) PluginToHost(n, a string) (string, string, error) { return n, a, nil }

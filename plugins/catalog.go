@@ -72,6 +72,10 @@ type Catalog struct {
 	describe   Describer
 	cacheDir   string
 	runtimeDir string
+	python     string // interpreter or virtual environment for Python types
+
+	pyMu    sync.Mutex
+	pyKnown map[string]pythonCache // interpreter \x00 type -> what it said
 
 	mu       sync.Mutex
 	scanned  bool
@@ -215,6 +219,11 @@ func (c *Catalog) Lookup(ctx context.Context, name string, pin Pin) (*Entry, *pl
 	entries, failures := c.Entries(ctx)
 	cands := providers(entries, name)
 	if len(cands) == 0 {
+		if looksLikeClass(name) {
+			// No Go binary provides it: a Python driver class, if the
+			// configured interpreter can import it.
+			return c.LookupPython(ctx, name, "", pin)
+		}
 		return nil, nil, c.unknownType(name, entries, failures)
 	}
 	matching, err := pin.filter(name, cands)
@@ -223,6 +232,13 @@ func (c *Catalog) Lookup(ctx context.Context, name string, pin Pin) (*Entry, *pl
 	}
 	e := matching[0]
 	return e, e.Type(name), nil
+}
+
+// ProvidedByBinary reports whether a binary on the search path provides
+// the type name: then it wins over a Python class of that name.
+func (c *Catalog) ProvidedByBinary(ctx context.Context, name string) bool {
+	entries, _ := c.Entries(ctx)
+	return len(providers(entries, name)) > 0
 }
 
 func (c *Catalog) unknownType(name string, entries []*Entry, failures []*Failure) error {

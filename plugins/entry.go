@@ -23,6 +23,10 @@ type Entry struct {
 	SHA256 string
 	// Info is what the binary answered when asked.
 	Info *pluginv1.DescribeResponse
+	// Python is set for a driver class the Python plugin host runs; Binary
+	// is then the interpreter and SHA256 the hash of the class's installed
+	// distribution.
+	Python *Python
 }
 
 // Type returns the driver type the binary provides under name (or an alias).

@@ -21,7 +21,10 @@ import (
 const shortSHA = 12
 
 func newPluginsCmd(g *globals) *cobra.Command {
-	var dirs []string
+	var (
+		dirs   []string
+		python string
+	)
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List and inspect the driver plugins on the search path",
@@ -31,11 +34,16 @@ The search path is the --plugin-dir directories, then those in $` + exporter.Plu
 then the plugins directory next to jw. A binary is asked what it provides the first time its
 content (its sha256) is seen; the answer is cached in ` + cacheDirHelp() + `.
 When several binaries provide a type, an exporter uses the newest version, unless the
-instance pins one with "version:" or "sha256:".`,
+instance pins one with "version:" or "sha256:".
+
+Python driver classes (upstream Jumpstarter's drivers, or yours) are types too: a type
+such as jumpstarter_driver_shell.driver.Shell that no binary provides runs in the Python
+plugin host of the interpreter --python names (default python3 on PATH).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.PersistentFlags().StringArrayVar(&dirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
+	cmd.PersistentFlags().StringVar(&python, "python", "", "Python interpreter or virtual environment for Python driver types (default python3 on PATH)")
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "list",
@@ -44,13 +52,14 @@ instance pins one with "version:" or "sha256:".`,
 binary's version, the SDK it was built with, the plugin protocol it speaks (major.minor),
 the binary's sha256 (in full with -o json, as an instance's "sha256:" pin takes it) and
 the type's aliases. Then the binaries providing the same type (duplicates) and those
-that could not be asked what they provide.`,
+that could not be asked what they provide. Then the Python driver classes the installed
+packages of the --python interpreter announce (their package, version, sha256 and methods).`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				if err := g.checkOutput(); err != nil {
 					return err
 				}
-				return listPlugins(cmd.Context(), cmd.OutOrStdout(), exporter.NewPluginCatalog(dirs), g.output == outputJSON)
+				return listPlugins(cmd.Context(), cmd.OutOrStdout(), exporter.NewPluginCatalog(dirs, python), g.output == outputJSON)
 			},
 		},
 		&cobra.Command{
@@ -58,13 +67,15 @@ that could not be asked what they provide.`,
 			Short: "Show a driver type's methods and config keys",
 			Long: `Show what a driver type (a name or an alias) offers: its description, the client a
 Jumpstarter client loads for it, its methods (name, kind, parameters, result) and the keys
-its config takes. The binary shown is the one an exporter uses without pins.`,
+its config takes. The binary shown is the one an exporter uses without pins. A Python
+class is shown with its package; "python:TYPE" shows the Python class even when a binary
+provides TYPE.`,
 			Args: pluginArgs(1, "inspect needs a driver TYPE (see \"jw plugins list\")"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				if err := g.checkOutput(); err != nil {
 					return err
 				}
-				return inspectPlugin(cmd.Context(), cmd.OutOrStdout(), exporter.NewPluginCatalog(dirs), args[0], g.output == outputJSON)
+				return inspectPlugin(cmd.Context(), cmd.OutOrStdout(), exporter.NewPluginCatalog(dirs, python), args[0], g.output == outputJSON)
 			},
 		},
 	)
@@ -117,11 +128,26 @@ type pluginDuplicate struct {
 	Binaries []duplicateBinary `json:"binaries"` // the one used without pins first
 }
 
+// pythonRow is one Python driver class, as `jw plugins list` shows it.
+type pythonRow struct {
+	Type     string   `json:"type"`
+	Package  string   `json:"package"`
+	Version  string   `json:"version"`
+	SHA256   string   `json:"sha256"`
+	Methods  []string `json:"methods"`
+	Shadowed bool     `json:"shadowed"` // a binary provides the type and wins unless an instance says plugin: python
+}
+
 type pluginList struct {
 	SearchPath []string          `json:"search_path"`
 	Types      []pluginRow       `json:"types"`
 	Duplicates []pluginDuplicate `json:"duplicates"`
 	Failed     []pluginFailure   `json:"failed"`
+	Python     string            `json:"python"`       // the interpreter asked
+	PythonErr  string            `json:"python_error"` // why it could not be asked
+	Classes    []pythonRow       `json:"python_types"`
+
+	pythonNamed bool // --python was given: say why it has no classes
 }
 
 // collectPlugins scans the search path and lists what it holds.
@@ -147,6 +173,18 @@ func collectPlugins(ctx context.Context, c *exporter.PluginCatalog) pluginList {
 	for _, f := range found.Failed {
 		l.Failed = append(l.Failed, pluginFailure{Binary: f.Binary, Error: f.Err.Error()})
 	}
+	l.Python, l.pythonNamed, l.Classes = found.Python, found.PythonNamed, []pythonRow{}
+	if found.PythonErr != nil {
+		l.PythonErr = found.PythonErr.Error()
+	}
+	for _, t := range found.PythonTypes {
+		r := pythonRow{Type: t.Name, Package: t.Binary.Package, Version: t.Binary.Version, SHA256: t.Binary.SHA256,
+			Methods: []string{}, Shadowed: t.Shadowed}
+		for _, m := range t.Methods {
+			r.Methods = append(r.Methods, m.Name)
+		}
+		l.Classes = append(l.Classes, r)
+	}
 	return l
 }
 
@@ -168,9 +206,11 @@ func listPlugins(ctx context.Context, out io.Writer, c *exporter.PluginCatalog, 
 		return writePluginJSON(out, l)
 	}
 	if len(l.Types) == 0 && len(l.Failed) == 0 {
-		_, err := fmt.Fprintf(out, "no plugin binaries found (searched %s; add directories with --plugin-dir or %s)\n",
-			strings.Join(l.SearchPath, ", "), exporter.PluginPathEnv)
-		return err
+		if _, err := fmt.Fprintf(out, "no plugin binaries found (searched %s; add directories with --plugin-dir or %s)\n",
+			strings.Join(l.SearchPath, ", "), exporter.PluginPathEnv); err != nil {
+			return err
+		}
+		return listPython(out, l)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	newer := false
@@ -215,7 +255,38 @@ func listPlugins(ctx context.Context, out io.Writer, c *exporter.PluginCatalog, 
 			fmt.Fprintf(out, "  %s\n", f.Error)
 		}
 	}
-	return nil
+	return listPython(out, l)
+}
+
+// listPython prints the Python section of the plugin list.
+func listPython(out io.Writer, l pluginList) error {
+	if l.PythonErr != "" {
+		if !l.pythonNamed {
+			return nil // no Python environment set up: nothing to say
+		}
+		_, err := fmt.Fprintf(out, "\nPython driver classes: none (%s)\n", l.PythonErr)
+		return err
+	}
+	fmt.Fprintf(out, "\nPython driver classes (%s; any importable class may be named, these are the ones installed packages announce):\n", l.Python)
+	if len(l.Classes) == 0 {
+		_, err := fmt.Fprintln(out, "  none")
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tPACKAGE\tVERSION\tSHA256\tMETHODS")
+	for _, r := range l.Classes {
+		typ := r.Type
+		if r.Shadowed {
+			typ += " (a binary provides it: plugin: python to use this)"
+		}
+		sum := r.SHA256
+		if len(sum) > shortSHA {
+			sum = sum[:shortSHA]
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", typ, dashIfEmpty(r.Package), dashIfEmpty(r.Version), dashIfEmpty(sum),
+			dashIfEmpty(strings.Join(r.Methods, ", ")))
+	}
+	return tw.Flush()
 }
 
 func dashIfEmpty(s string) string {
@@ -259,6 +330,7 @@ type typeDoc struct {
 	Methods       []methodDoc       `json:"methods"`
 	Config        []configKeyDoc    `json:"config"`
 	AlsoIn        []duplicateBinary `json:"also_provided_by"` // shadowed binaries providing the same type
+	Package       string            `json:"package,omitempty"` // for a Python class: its distribution
 }
 
 // inspectPlugin prints one driver type: its binary, methods and config keys.
@@ -272,7 +344,7 @@ func inspectPlugin(ctx context.Context, out io.Writer, c *exporter.PluginCatalog
 		Type: t.Name, Description: t.Description, Client: t.Client, Aliases: nonNilStrings(t.Aliases), Exclusive: t.Exclusive,
 		Binary: b.Path, Version: b.Version, SDKVersion: b.SDKVersion,
 		Protocol: b.Protocol, ProtocolNewer: b.ProtocolNewer, SHA256: b.SHA256,
-		Methods: []methodDoc{}, Config: []configKeyDoc{}, AlsoIn: []duplicateBinary{},
+		Methods: []methodDoc{}, Config: []configKeyDoc{}, AlsoIn: []duplicateBinary{}, Package: b.Package,
 	}
 	for _, m := range t.Methods {
 		sig := pluginSignature(m)
@@ -305,8 +377,13 @@ func renderPluginType(out io.Writer, d typeDoc) error {
 	if d.ProtocolNewer {
 		proto += fmt.Sprintf(", newer than this jw's %s: accepted", exporter.PluginProtocol())
 	}
-	fmt.Fprintf(tw, "  binary:\t%s\n", d.Binary)
-	fmt.Fprintf(tw, "  version:\t%s (sdk %s, plugin protocol %s)\n", dashIfEmpty(d.Version), dashIfEmpty(d.SDKVersion), proto)
+	if d.Package != "" {
+		fmt.Fprintf(tw, "  python:\t%s\n", d.Binary)
+		fmt.Fprintf(tw, "  package:\t%s %s\n", d.Package, dashIfEmpty(d.Version))
+	} else {
+		fmt.Fprintf(tw, "  binary:\t%s\n", d.Binary)
+		fmt.Fprintf(tw, "  version:\t%s (sdk %s, plugin protocol %s)\n", dashIfEmpty(d.Version), dashIfEmpty(d.SDKVersion), proto)
+	}
 	fmt.Fprintf(tw, "  sha256:\t%s\n", d.SHA256)
 	fmt.Fprintf(tw, "  client:\t%s\n", dashIfEmpty(d.Client))
 	fmt.Fprintf(tw, "  aliases:\t%s\n", dashIfEmpty(strings.Join(d.Aliases, ", ")))
@@ -366,7 +443,8 @@ func completeTypes(cmd *cobra.Command, args []string, toComplete string) ([]stri
 	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second) // new binaries are asked once
 	defer cancel()
 	var comps []string
-	for _, t := range exporter.NewPluginCatalog(dirs).List(ctx).Types {
+	python, _ := cmd.Flags().GetString("python")
+	for _, t := range exporter.NewPluginCatalog(dirs, python).List(ctx).Types {
 		for _, name := range append([]string{t.Name}, t.Aliases...) {
 			if strings.HasPrefix(name, toComplete) && !slices.ContainsFunc(comps, func(c string) bool {
 				return strings.HasPrefix(c, name+"\t")

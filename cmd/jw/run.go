@@ -26,6 +26,7 @@ import (
 type serveFlags struct {
 	config     string
 	pluginDirs []string
+	python     string
 	logLevel   string
 	logFormat  string
 	maxCalls   int
@@ -40,6 +41,7 @@ func (f *serveFlags) register(cmd *cobra.Command, level string) {
 	cmd.Flags().IntVar(&f.maxStreams, "max-streams", exporter.DefaultMaxStreams, "byte streams a session allows open at once")
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "exporter config file (required)")
 	cmd.Flags().StringArrayVar(&f.pluginDirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
+	cmd.Flags().StringVar(&f.python, "python", "", "Python interpreter or virtual environment for Python driver types (default: the config's python:, else python3 on PATH)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", level, "log level: trace, debug, info, warn, error")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	_ = cmd.MarkFlagRequired("config")
@@ -74,7 +76,7 @@ func (f *serveFlags) start(ctx context.Context, cmd *cobra.Command) (*exporter.E
 	}
 	f.log = logger
 	return exporter.New(ctx, exporter.Options{
-		ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger,
+		ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger, Python: f.python,
 		MaxCalls: f.maxCalls, MaxStreams: f.maxStreams, Metrics: f.metrics,
 	})
 }

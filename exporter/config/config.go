@@ -63,6 +63,10 @@ type Config struct {
 	Motd        string // message of the day shown to clients
 	Hooks       Hooks
 	Export      []*Instance // top-level driver instances, in file order
+	// Python is `python:` (a jumpwire extension): the interpreter or virtual
+	// environment whose driver classes Python types name; "" = python3 on PATH.
+	// A relative path is relative to the config file.
+	Python string
 
 	// Keys that Jumpstarter writes into the files it generates (`jmp`), accepted
 	// so that those files load unchanged.

@@ -96,7 +96,7 @@ f.yaml:1:1: metadata: required; expected a mapping with name (and optionally nam
 		{
 			name: "unknown top-level key",
 			in:   head + "exports: {}\n",
-			want: `f.yaml:4:1: exports: unknown key "exports"; expected one of: apiVersion, kind, metadata, endpoint, tls, token, grpcOptions, description, motd, hooks, export, failureDetection, exitOnLeaseEnd`,
+			want: `f.yaml:4:1: exports: unknown key "exports"; expected one of: apiVersion, kind, metadata, endpoint, tls, token, grpcOptions, description, motd, hooks, export, failureDetection, exitOnLeaseEnd, python`,
 		},
 		{
 			name: "unknown metadata key",

@@ -10,7 +10,7 @@ import (
 // Keys accepted in each mapping, in the order error messages list them.
 var (
 	topKeys = []string{"apiVersion", "kind", "metadata", "endpoint", "tls", "token", "grpcOptions",
-		"description", "motd", "hooks", "export", "failureDetection", "exitOnLeaseEnd"}
+		"description", "motd", "hooks", "export", "failureDetection", "exitOnLeaseEnd", "python"}
 	metadataKeys         = []string{"namespace", "name"}
 	hooksKeys            = []string{"beforeLease", "afterLease"}
 	hookKeys             = []string{"script", "exec", "timeout", "onFailure"}
@@ -42,6 +42,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	for name, dst := range map[string]*string{
 		"endpoint": &c.Endpoint, "token": &c.Token, "description": &c.Description, "motd": &c.Motd,
+		"python": &c.Python,
 	} {
 		if v := fs.value(name); v != nil {
 			*dst, _ = p.str(v, name)

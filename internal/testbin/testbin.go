@@ -193,3 +193,26 @@ func goroutinesOf(prefix string, wait time.Duration) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// RequirePythonEnv, when set (make test sets it), makes tests that need the
+// project's Python environment fail without it instead of skipping.
+const RequirePythonEnv = "JUMPWIRE_REQUIRE_PYTHON"
+
+// Python returns the interpreter of the project's virtual environment
+// (.venv at the repository root, made by `make venv`), which has the Python
+// plugin host and the pinned upstream driver packages. Without it the test
+// is skipped, or fails when $JUMPWIRE_REQUIRE_PYTHON is set.
+func Python(tb testing.TB) string {
+	tb.Helper()
+	py := filepath.Join(Root(tb), ".venv", "bin", "python")
+	err := exec.Command(py, "-c", "import jumpwire_pyhost, jumpstarter_driver_shell").Run()
+	if err == nil {
+		return py
+	}
+	msg := fmt.Sprintf("testbin: %s cannot import the Python plugin host and the upstream drivers (%v): run make venv", py, err)
+	if os.Getenv(RequirePythonEnv) != "" {
+		tb.Fatal(msg)
+	}
+	tb.Skip(msg)
+	return ""
+}

@@ -1,0 +1,1 @@
+"""A dimmable lamp: the example Python driver of jumpwire's docs."""
