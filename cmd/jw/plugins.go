@@ -329,7 +329,7 @@ type typeDoc struct {
 	SHA256        string            `json:"sha256"`
 	Methods       []methodDoc       `json:"methods"`
 	Config        []configKeyDoc    `json:"config"`
-	AlsoIn        []duplicateBinary `json:"also_provided_by"` // shadowed binaries providing the same type
+	AlsoIn        []duplicateBinary `json:"also_provided_by"`  // shadowed binaries providing the same type
 	Package       string            `json:"package,omitempty"` // for a Python class: its distribution
 }
 
