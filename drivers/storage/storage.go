@@ -60,7 +60,7 @@ var MuxFlasher = sdk.Type{
 
 // Config configures a storage device.
 type Config struct {
-	Path  string `json:"path" doc:"the block device or image file (required); an image file is created by the first write"`
+	Path  string `json:"path" doc:"the block device or image file; an image file is created by the first write (default: a temporary image file of the instance's own, removed when it closes, as upstream's mock types keep theirs)"`
 	State string `json:"state" doc:"the file keeping the mux position and the last write's state (default: .NAME.jumpwire-storage beside an image file, under the temporary directory for a block device)"`
 }
 
@@ -69,7 +69,8 @@ type Storage struct {
 	sdk.Base
 	cfg       Config
 	statePath string
-	mux       bool // a mux guards reads and writes by its position
+	mux       bool   // a mux guards reads and writes by its position
+	tempDir   string // holds the image of an instance configured without path; removed on Close
 
 	mu   sync.Mutex
 	busy string // the operation using the device, "" when idle
@@ -78,8 +79,14 @@ type Storage struct {
 // New checks cfg and builds the device's driver core; mux says whether it
 // is switched (a storage mux) or always the host's (a flasher).
 func New(cfg Config, mux bool) (*Storage, error) {
+	tempDir := ""
 	if cfg.Path == "" {
-		return nil, sdk.InvalidConfig("path", "required: the block device or image file, e.g. /dev/sda or /var/lib/boards/disk.img")
+		// As upstream's MockStorageMux and MockFlasher: a temporary image.
+		d, err := os.MkdirTemp("", "jumpwire-storage-")
+		if err != nil {
+			return nil, fmt.Errorf("storage: no path configured, and no temporary image could be made: %w", err)
+		}
+		tempDir, cfg.Path = d, filepath.Join(d, "disk.img")
 	}
 	if !filepath.IsAbs(cfg.Path) {
 		return nil, sdk.InvalidConfig("path", "must be an absolute path, got %q", cfg.Path)
@@ -90,11 +97,19 @@ func New(cfg Config, mux bool) (*Storage, error) {
 	if st, err := os.Stat(cfg.Path); err == nil && st.IsDir() {
 		return nil, sdk.InvalidConfig("path", "%q is a directory; name a block device or an image file", cfg.Path)
 	}
-	s := &Storage{cfg: cfg, statePath: cfg.State, mux: mux}
+	s := &Storage{cfg: cfg, statePath: cfg.State, mux: mux, tempDir: tempDir}
 	if s.statePath == "" {
 		s.statePath = StatePath(cfg.Path)
 	}
 	return s, nil
+}
+
+// Close removes the temporary image of an instance configured without path.
+func (s *Storage) Close(context.Context) error {
+	if s.tempDir == "" {
+		return nil
+	}
+	return os.RemoveAll(s.tempDir)
 }
 
 // acquire marks the device in use by op, or says who uses it.

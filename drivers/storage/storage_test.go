@@ -211,7 +211,6 @@ func TestConfigErrors(t *testing.T) {
 		cfg  map[string]any
 		want string
 	}{
-		{"no path", map[string]any{}, "path: required"},
 		{"relative", map[string]any{"path": "disk.img"}, "path: must be an absolute path"},
 		{"no directory", map[string]any{"path": "/nonexistent/dir/disk.img"}, "path: the directory of"},
 		{"a directory", map[string]any{"path": dir}, "is a directory"},
@@ -223,6 +222,30 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("got %v; want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestNoPath: configured without path, as upstream's mock types are, an
+// instance keeps its bytes in a temporary image of its own, removed when
+// it closes.
+func TestNoPath(t *testing.T) {
+	d := sdktest.Start(t, storage.MuxFlasher, map[string]any{})
+	st := statusOf(t, d)
+	path, _ := st["path"].(string)
+	if !strings.HasPrefix(filepath.Base(filepath.Dir(path)), "jumpwire-storage-") {
+		t.Fatalf("status path %q; want a temporary image", path)
+	}
+	if _, err := d.Call(t.Context(), "host"); err != nil {
+		t.Fatal(err)
+	}
+	if _, last := writeStream(t, d, image(t, 4096)); last.Error != "" {
+		t.Fatalf("write to the temporary image: %+v", last)
+	}
+	if err := d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Errorf("the temporary image's directory is still there after Close: %v", err)
 	}
 }
 
