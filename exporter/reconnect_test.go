@@ -3,6 +3,7 @@ package exporter_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,14 +34,33 @@ func TestQuickReconnects(t *testing.T) {
 			cancel()
 			t.Fatalf("reconnect %d: %v", i, err)
 		}
-		if _, err := dev.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
+		// The device writes until the stream shows a byte: one written
+		// while the previous stream's reader was still leaving may go to it.
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				if _, err := dev.Write([]byte("x")); err != nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		timer := time.AfterFunc(10*time.Second, cancel)
 		m, err := s.Recv()
-		if err != nil || string(m.Payload) != "x" {
+		timer.Stop()
+		if err != nil || len(m.Payload) == 0 || strings.Trim(string(m.Payload), "x") != "" {
 			cancel()
+			<-wrote
 			t.Fatalf("reconnect %d after %s: %q, %v", i, time.Since(began), m.GetPayload(), err)
 		}
 		cancel()
+		<-wrote
 	}
 }
