@@ -24,7 +24,7 @@ func measureIdleStreams(ctx context.Context, tb testing.TB, n int) idleStreams {
 	tb.Helper()
 	// The session's stream limit (64 by default) would stop the test early.
 	jw := runJW(ctx, tb, writeConfig(tb, "  sink:\n    type: sink\n"), sinkPluginDir(tb), 1,
-		"--max-streams", strconv.Itoa(n+1))
+		"--max-streams", strconv.Itoa(n+1), "--max-streams-per-client", strconv.Itoa(n+1))
 	defer jw.Stop()
 	c, d := dialDriver(ctx, tb, jw.sock, "sink")
 	var streams []*client.Stream

@@ -31,7 +31,9 @@ type serveFlags struct {
 	logFormat  string
 	maxCalls   int
 	maxStreams int
-	metrics    bool // keep Prometheus metrics (jw run --metrics-listen)
+	// per client (0: three quarters of the session's)
+	maxClientCalls, maxClientStreams int
+	metrics                          bool // keep Prometheus metrics (jw run --metrics-listen)
 
 	log hclog.Logger // the exporter's logger, once started
 }
@@ -39,6 +41,8 @@ type serveFlags struct {
 func (f *serveFlags) register(cmd *cobra.Command, level string) {
 	cmd.Flags().IntVar(&f.maxCalls, "max-calls", exporter.DefaultMaxCalls, "calls in flight a session allows at once (more fail with RESOURCE_EXHAUSTED)")
 	cmd.Flags().IntVar(&f.maxStreams, "max-streams", exporter.DefaultMaxStreams, "byte streams a session allows open at once")
+	cmd.Flags().IntVar(&f.maxClientCalls, "max-calls-per-client", 0, "calls in flight one client may hold (default: three quarters of --max-calls, so one client never takes all)")
+	cmd.Flags().IntVar(&f.maxClientStreams, "max-streams-per-client", 0, "byte streams one client may hold open (default: three quarters of --max-streams)")
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "exporter config file (required)")
 	cmd.Flags().StringArrayVar(&f.pluginDirs, "plugin-dir", nil, "directory of plugin binaries, searched first (repeatable)")
 	cmd.Flags().StringVar(&f.python, "python", "", "Python interpreter or virtual environment for Python driver types (default: the config's python:, else python3 on PATH)")
@@ -78,6 +82,7 @@ func (f *serveFlags) start(ctx context.Context, cmd *cobra.Command) (*exporter.E
 	return exporter.New(ctx, exporter.Options{
 		ConfigFile: f.config, PluginDirs: f.pluginDirs, Logger: logger, Python: f.python,
 		MaxCalls: f.maxCalls, MaxStreams: f.maxStreams, Metrics: f.metrics,
+		MaxCallsPerClient: f.maxClientCalls, MaxStreamsPerClient: f.maxClientStreams,
 	})
 }
 
