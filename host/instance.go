@@ -266,6 +266,12 @@ func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Val
 	if err := i.alive(); err != nil {
 		return nil, err
 	}
+	return i.call(ctx, method, args, uploads)
+}
+
+// call is Call on an instance just found alive (Supervised checks it when
+// it picks the instance: the check reads /proc, and a call needs one).
+func (i *Instance) call(ctx context.Context, method string, args []*structpb.Value, uploads []Upload) (*structpb.Value, error) {
 	ctx, done := i.join(ctx)
 	defer done()
 	ctx, stop := i.feed(ctx, uploads)
@@ -287,27 +293,32 @@ func (i *Instance) StreamingCall(ctx context.Context, method string, args []*str
 			yield(nil, err)
 			return
 		}
-		ctx, done := i.join(ctx)
-		defer done()
-		ctx, stop := i.feed(ctx, uploads)
-		defer stop()
-		stream, err := i.proc.rpc.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: args})
-		if err != nil {
-			yield(nil, i.uploadError(ctx, err, nil))
+		i.streamingCall(ctx, method, args, uploads, yield)
+	}
+}
+
+// streamingCall is StreamingCall on an instance just found alive.
+func (i *Instance) streamingCall(ctx context.Context, method string, args []*structpb.Value, uploads []Upload, yield func(*structpb.Value, error) bool) {
+	ctx, done := i.join(ctx)
+	defer done()
+	ctx, stop := i.feed(ctx, uploads)
+	defer stop()
+	stream, err := i.proc.rpc.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: args})
+	if err != nil {
+		yield(nil, i.uploadError(ctx, err, nil))
+		return
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
 			return
 		}
-		for {
-			resp, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				yield(nil, i.uploadError(ctx, err, stream.Trailer()))
-				return
-			}
-			if !yield(resp.Result, nil) {
-				return
-			}
+		if err != nil {
+			yield(nil, i.uploadError(ctx, err, stream.Trailer()))
+			return
+		}
+		if !yield(resp.Result, nil) {
+			return
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -41,6 +42,12 @@ type processRunner struct {
 	waited       chan struct{} // closed once cmd.Wait has returned
 	exitErr      error         // cmd.Wait's answer; valid once waited is closed
 	status       *os.File      // /proc/PID/status, to see a kill before the exit; nil if unreadable
+
+	// Concurrent calls share their reads of status (see dying).
+	reads     atomic.Uint64 // reads of status begun
+	readMu    sync.Mutex    // one read at a time; guards the two below
+	lastRead  uint64        // the number of the last read done
+	lastDying bool          // what it found
 
 	// stderrDone is closed once go-plugin has read all of the plugin's
 	// stderr: the process and any child that shared its stderr are gone.
@@ -200,10 +207,29 @@ func (r *processRunner) markExited(reason string) {
 // killer) or has exited, though watchExit has not seen it exit yet: a
 // process takes a while to die, and a call sent to it meanwhile would be
 // lost with it.
+//
+// It is asked before every call, so concurrent askers share reads: the
+// kernel renders the whole file for each and serializes the readers of one
+// open file anyway. An asker takes the answer of a read that began after
+// it asked, which saw everything a read of its own would have seen, or
+// reads itself.
 func (r *processRunner) dying() bool {
 	if r.status == nil {
 		return false
 	}
+	asked := r.reads.Load()
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	if r.lastRead > asked {
+		return r.lastDying
+	}
+	n := r.reads.Add(1)
+	r.lastDying, r.lastRead = r.readDying(), n
+	return r.lastDying
+}
+
+// readDying reads status once for dying.
+func (r *processRunner) readDying() bool {
 	var buf [4096]byte
 	n, _ := r.status.ReadAt(buf[:], 0)
 	if n == 0 {

@@ -333,7 +333,7 @@ func (s *Supervised) Call(ctx context.Context, method string, args []*structpb.V
 		return nil, err
 	}
 	defer release()
-	return inst.Call(ctx, method, args, uploads...)
+	return inst.call(ctx, method, args, uploads)
 }
 
 // StreamingCall calls a streaming method, waiting for a restart under way.
@@ -345,7 +345,7 @@ func (s *Supervised) StreamingCall(ctx context.Context, method string, args []*s
 			return
 		}
 		defer release()
-		inst.StreamingCall(ctx, method, args, uploads...)(yield)
+		inst.streamingCall(ctx, method, args, uploads, yield)
 	}
 }
 
