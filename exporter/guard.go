@@ -222,13 +222,6 @@ func (c *guardedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// open is how many connections the guard counts.
-func (g *guard) open() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.conns)
-}
-
 // clientHost is the host part of a client's address: its IP address.
 func clientHost(a net.Addr) string {
 	if a == nil {

@@ -14,7 +14,7 @@ const Version = 1
 
 // Minor is the minor version of the protocol. Within a major version, minor
 // versions only add. Minor 1 added resource streams ([ResourceHeader]);
-// minor 2 named parameters and their defaults (Method.param_info).
+// minor 2 named parameters and their defaults (Method.param_info);
 // minor 3 marks the plugin's own errors ([DriverErrorTrailer]).
 const Minor = 3
 
