@@ -47,6 +47,12 @@ type streamConn struct {
 	closed  atomic.Bool
 	wmu     sync.Mutex
 	wclosed bool
+
+	// open tells the exporter the stream is open (gRPC headers), once,
+	// before the first frame in either direction: see serveStream.
+	open     func() error
+	openOnce sync.Once
+	openErr  error
 }
 
 var (
@@ -55,7 +61,13 @@ var (
 )
 
 func newStreamConn(ctx context.Context, stream frameStream) *streamConn {
-	c := &streamConn{stream: stream, frames: make(chan *protocol.Frame)}
+	return newOpeningConn(ctx, stream, nil)
+}
+
+// newOpeningConn is newStreamConn whose open runs before the Conn first
+// reads or writes.
+func newOpeningConn(ctx context.Context, stream frameStream, open func() error) *streamConn {
+	c := &streamConn{stream: stream, frames: make(chan *protocol.Frame), open: open}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	go c.receive()
 	return c
@@ -83,6 +95,9 @@ func (c *streamConn) receive() {
 // io.EOF after the client's GOAWAY or half-close, ErrClosed after Close or a
 // reset, or how the stream failed.
 func (c *streamConn) next() error {
+	if err := c.opened(); err != nil {
+		return err
+	}
 	for c.cur == nil || c.cur.Len() == 0 {
 		if c.cur != nil {
 			c.cur.Free()
@@ -183,11 +198,25 @@ func (c *streamConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
+// opened runs open once; every caller waits until it has, so that the
+// headers never race a frame.
+func (c *streamConn) opened() error {
+	c.openOnce.Do(func() {
+		if c.open != nil {
+			c.openErr = c.open()
+		}
+	})
+	return c.openErr
+}
+
 // send sends f, which it consumes.
 func (c *streamConn) send(f *protocol.Frame) error {
 	defer f.Free()
 	if c.closed.Load() {
 		return ErrClosed
+	}
+	if err := c.opened(); err != nil {
+		return err
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -198,6 +227,9 @@ func (c *streamConn) send(f *protocol.Frame) error {
 }
 
 func (c *streamConn) CloseWrite() error {
+	if err := c.opened(); err != nil {
+		return err
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.wclosed {
@@ -217,8 +249,15 @@ func (c *streamConn) Close() error {
 
 // serveStream runs a byte-stream method on one stream. When the method
 // returns, the client is told no more data follows.
-func serveStream(ctx context.Context, m *Method, log logFunc, stream frameStream) (err error) {
-	c := newStreamConn(ctx, stream)
+//
+// The stream is open (open sends gRPC headers, which the exporter waits for
+// before it tells the client) when the method first reads or writes, not
+// when it starts: by then it has done what it does first (subscribed to a
+// serial port, dialled a target), so a byte the device sends after the
+// client saw the stream open reaches this stream, and a method that fails
+// before any I/O fails the client's open with its error.
+func serveStream(ctx context.Context, m *Method, log logFunc, stream frameStream, open func() error) (err error) {
+	c := newOpeningConn(ctx, stream, open)
 	defer c.cancel()
 	defer func() {
 		if err == nil && ctx.Err() == nil {

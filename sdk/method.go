@@ -129,6 +129,12 @@ func isSeq2(t reflect.Type) bool {
 // stream: it reads what the client sends from conn and writes what the client
 // receives. The stream ends when fn returns; ctx is cancelled when the client
 // goes away or the session ends.
+//
+// The client learns that the stream is open when fn first reads, writes or
+// half-closes conn: set up first (subscribe to the device, dial the target),
+// then do I/O. An error fn returns before that fails the client's open with
+// that error, and nothing the device sends after the client saw the stream
+// open can have gone elsewhere.
 func ExportStream(name string, fn func(ctx context.Context, conn Conn) error, description string) Method {
 	m := Method{name: name, description: description, kind: pluginv1.MethodKind_METHOD_KIND_BYTE_STREAM, stream: fn}
 	if fn == nil {

@@ -208,11 +208,9 @@ func (s *server) Stream(stream pluginv1.Driver_StreamServer) error {
 		return err
 	}
 	defer s.busy.Done()
-	// Headers tell the exporter the stream is open before any data flows.
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
-		return err
-	}
-	return serveStream(stream.Context(), m, s.logger.Error, stream)
+	return serveStream(stream.Context(), m, s.logger.Error, stream, func() error {
+		return stream.SendHeader(metadata.MD{})
+	})
 }
 
 func (s *server) Reset(ctx context.Context, _ *pluginv1.ResetRequest) (*pluginv1.ResetResponse, error) {

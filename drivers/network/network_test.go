@@ -289,8 +289,8 @@ func TestUnreachable(t *testing.T) {
 		{network.Unix, map[string]any{"path": missing}, "cannot connect to unix://" + missing + ": connect: no such file or directory"},
 	}
 	for _, tt := range tests {
-		c := connect(t, sdktest.Start(t, tt.typ, tt.cfg))
-		_, err := c.Read(make([]byte, 1))
+		// The stream fails to open, with the reason.
+		_, err := sdktest.Start(t, tt.typ, tt.cfg).Stream(t.Context(), "connect")
 		wantStatus(t, err, codes.Unavailable, tt.want)
 	}
 
