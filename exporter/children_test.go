@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jumpwire-dev/jumpwire/exporter"
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -93,5 +97,64 @@ func TestPythonDriverCallsItsChildren(t *testing.T) {
 	}
 	if after := rx.e.Session().Pids()[bench]; after != pids[bench] {
 		t.Errorf("the parent was restarted (pid %d -> %d)", pids[bench], after)
+	}
+}
+
+// Upstream drivers that need their configured children, from PyPI at the
+// versions python/requirements-pyhost.txt pins: a U-Boot console refuses to
+// start without a power and a serial child; a Pi Pico flasher enters BOOTSEL
+// by driving its bootsel and run lines (here Go power switches) itself.
+const upstreamParents = header + `export:
+  uboot:
+    type: jumpstarter_driver_uboot.driver.UbootConsole
+    config: {prompt: "=> "}
+    children:
+      power:
+        type: power
+      serial:
+        type: jumpstarter_driver_pyserial.driver.PySerial
+        config: {url: "loop://", check_present: false}
+  pico:
+    type: jumpstarter_driver_pi_pico.driver.PiPicoFlasher
+    config: {bootloader_wait_seconds: 0.2, gpio_reset_hold_seconds: 0.01}
+    children:
+      bootsel:
+        type: power
+        config: {on: true}
+      run:
+        type: power
+        config: {on: true}
+`
+
+func TestUpstreamDriversUseTheirChildren(t *testing.T) {
+	rx := startPython(t, upstreamParents)
+	c := rx.c
+	rs := reports(t, c)
+	for _, p := range []string{"uboot.power", "uboot.serial", "pico.bootsel", "pico.run"} {
+		if _, ok := rs[p]; !ok {
+			t.Errorf("no %s in the tree", p)
+		}
+	}
+	if v, err := call(t, c, rs["uboot"].Uuid, "get_prompt"); err != nil || v != "=> " {
+		t.Errorf("uboot get_prompt = %v, %v", v, err)
+	}
+	// No BOOTSEL volume shows up on this machine: the flasher says so, after
+	// it pulsed its lines (both started on; its sequence leaves them off).
+	_, err := call(t, c, rs["pico"].Uuid, "enter_bootloader")
+	if st := status.Convert(err); !strings.Contains(st.Message(), "No Pico BOOTSEL volume found after bootloader request") {
+		t.Errorf("enter_bootloader: %v", err)
+	}
+	for _, p := range []string{"pico.bootsel", "pico.run"} {
+		if v, err := call(t, c, rs[p].Uuid, "state"); err != nil || v != false {
+			t.Errorf("%s state = %v, %v: the flasher did not drive it", p, v, err)
+		}
+	}
+
+	// Without its children the console refuses to start, as upstream's does.
+	yaml := header + "export:\n  uboot:\n    type: jumpstarter_driver_uboot.driver.UbootConsole\n"
+	_, err = exporter.New(t.Context(), exporter.Options{ConfigFile: writeConfig(t, yaml),
+		PluginDirs: []string{testbin.PluginDir(t, "power")}, Python: testbin.Python(t), StartTimeout: 60 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "UbootConsole: power driver not configured as a child") {
+		t.Errorf("uboot without children: %v", err)
 	}
 }
