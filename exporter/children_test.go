@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,53 @@ func TestUpstreamDriversUseTheirChildren(t *testing.T) {
 		PluginDirs: []string{testbin.PluginDir(t, "power")}, Python: testbin.Python(t), StartTimeout: 60 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "UbootConsole: power driver not configured as a child") {
 		t.Errorf("uboot without children: %v", err)
+	}
+}
+
+// A reload that changes a child's config replaces the child and its parent,
+// whose driver was told of its children's config at its start; the other
+// child keeps running.
+func TestReloadReplacesTheParentOfAChangedChild(t *testing.T) {
+	conf := func(greeting string) string {
+		return header + `export:
+  bench:
+    type: testdrivers.Bench
+    children:
+      power:
+        type: power
+      kinds:
+        type: testdrivers.Kinds
+        config: {greeting: ` + greeting + `}
+`
+	}
+	rx := startPython(t, conf("hi"))
+	rs := reports(t, rx.c)
+	power := rx.e.Session().Pids()[rs["bench.power"].Uuid]
+	if err := os.WriteFile(rx.file, []byte(conf("yo")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := rx.e.Reload(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range changes {
+		if c.Err != nil {
+			t.Errorf("%s: %v", c.Path, c.Err)
+		}
+		got[c.Path] = c.Action + ": " + c.Detail
+	}
+	want := map[string]string{"bench": "replaced: children changed", "bench.kinds": "replaced: config changed"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("changes %v, want %v", got, want)
+	}
+	if v, err := call(t, rx.c, rs["bench"].Uuid, "greeting_of_kinds"); err != nil || v != "yo" {
+		t.Errorf("the parent sees its child's config as %v, %v", v, err)
+	}
+	if v, err := call(t, rx.c, rs["bench"].Uuid, "sync_greet", structpb.NewStringValue("al")); err != nil || v != "yo al" {
+		t.Errorf("the new parent calls the new child: %v, %v", v, err)
+	}
+	if after := rx.e.Session().Pids()[rs["bench.power"].Uuid]; after != power {
+		t.Errorf("the unchanged child was restarted (pid %d -> %d)", power, after)
 	}
 }
