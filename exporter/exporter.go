@@ -226,6 +226,10 @@ func (e *Exporter) Config() *config.Config {
 func specsOf(nodes []*node) (map[string]host.Spec, error) {
 	specs := map[string]host.Spec{}
 	var errs config.Errors
+	byPath := make(map[string]*node, len(nodes))
+	for _, n := range nodes {
+		byPath[n.path()] = n
+	}
 	for _, n := range nodes {
 		switch {
 		case n.target != nil:
@@ -238,6 +242,14 @@ func specsOf(nodes []*node) (map[string]host.Spec, error) {
 			spec := host.Spec{
 				Binary: n.entry.Binary, Type: n.inst.Type,
 				Name: n.inst.Name, Path: n.inst.Path, Config: cfg,
+			}
+			if len(n.inst.Children) > 0 {
+				children, err := childrenOf(n, byPath)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				spec.Children = children
 			}
 			if py := n.entry.Python; py != nil {
 				spec.Type = py.Type
@@ -262,7 +274,7 @@ func (e *Exporter) startSession(ctx context.Context) error {
 		return err
 	}
 	s, err := session.Start(ctx, specs, session.Options{
-		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout, Zygotes: e.zygotes},
+		Launch:      host.LaunchOptions{StartTimeout: e.opts.StartTimeout, Zygotes: e.zygotes, Children: childRouter{e}},
 		Policy:      e.restartPolicy(),
 		Logger:      e.logger,
 		StopTimeout: e.opts.StopTimeout,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -143,6 +144,8 @@ func difference(on, nn *node, old, spec host.Spec) string {
 		return fmt.Sprintf("binary changed (sha256 %.12s -> %.12s)", on.entry.SHA256, nn.entry.SHA256)
 	case !proto.Equal(old.Config, spec.Config):
 		return "config changed"
+	case !slices.EqualFunc(old.Children, spec.Children, func(a, b *pluginv1.Child) bool { return proto.Equal(a, b) }):
+		return "children changed" // its driver was told of them at its start
 	}
 	return ""
 }

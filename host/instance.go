@@ -47,6 +47,10 @@ type Spec struct {
 	Name, Path string
 	// Config is the instance's config, checked by the driver.
 	Config *structpb.Struct
+	// Children are the instances the config places under this one. A
+	// plugin of protocol minor 4 or later is told of them and may call them
+	// through LaunchOptions.Children.
+	Children []*pluginv1.Child
 }
 
 // ConfigError says the driver rejected its config. Problems name keys inside
@@ -96,16 +100,30 @@ func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	req := &pluginv1.ConfigureRequest{
+		Type: spec.Type, Config: spec.Config, Name: spec.Name, Path: spec.Path,
+	}
+	var children *childrenServer
+	if len(spec.Children) > 0 && proc.info.GetProtocolMinor() >= childrenMinor {
+		req.Children = spec.Children
+		if o.Children != nil {
+			children, req.ChildrenSocket, err = serveChildren(spec, proc.Pid, o.Children, o.Logger)
+			if err != nil {
+				proc.Stop()
+				return nil, err
+			}
+		}
+	}
 	cctx, cancel := context.WithTimeout(ctx, startTimeout(o))
 	defer cancel()
-	conf, err := proc.rpc.Configure(cctx, &pluginv1.ConfigureRequest{
-		Type: spec.Type, Config: spec.Config, Name: spec.Name, Path: spec.Path,
-	})
+	conf, err := proc.rpc.Configure(cctx, req)
 	if err != nil {
+		children.stop()
 		proc.Stop()
 		return nil, grpcerr.Wrap(err, "configure %s", spec.Path)
 	}
 	if len(conf.Problems) > 0 {
+		children.stop()
 		proc.Stop()
 		return nil, &ConfigError{Path: spec.Path, Problems: conf.Problems}
 	}
@@ -114,6 +132,7 @@ func Start(ctx context.Context, spec Spec, o LaunchOptions) (*Instance, error) {
 	i.cut, i.cutOff = context.WithCancelCause(context.Background())
 	go func() {
 		<-proc.Exited()
+		children.stop() // the calls it was making to its children end with it
 		exited(status.Error(codes.Unavailable, i.exitMessage()))
 	}()
 	return i, nil

@@ -39,6 +39,10 @@ type LaunchOptions struct {
 	// PythonCode is the hash of the class's installed package: a zygote
 	// that imported another version of it forks no instance of this one.
 	PythonCode string
+	// Children, when set, serves the calls a driver makes to the children
+	// its config gave it (Spec.Children), on a socket only its process may
+	// connect to.
+	Children ChildRouter
 }
 
 // Process is one running plugin process.

@@ -12,12 +12,17 @@ __version__ = "0.1.0"
 MAGIC_COOKIE_KEY = "JUMPWIRE_PLUGIN"
 MAGIC_COOKIE_VALUE = "8d3c1f6e-jumpwire-driver"
 PROTOCOL_VERSION = 1
-PROTOCOL_MINOR = 2  # 1: resource streams; 2: named parameters (Method.param_info)
+# 1: resource streams; 2: named parameters (Method.param_info); 3: the
+# plugin's own errors are marked (DRIVER_ERROR_TRAILER); 4: configured
+# children, called through the exporter's Children service.
+PROTOCOL_MINOR = 4
 
 # gRPC metadata keys of the plugin protocol.
 METHOD_HEADER = "jumpwire-method"
 RESOURCE_HEADER = "jumpwire-resource"
 INSTANCE_HEADER = "jumpwire-instance"
+# The trailer that marks an error status as the plugin's own answer.
+DRIVER_ERROR_TRAILER = "jumpwire-driver-error"
 
 # The label of a ConfigureResponse that lists the children a driver created
 # itself (JSON, see jumpwire_pyhost.tree.Child).

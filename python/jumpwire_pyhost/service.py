@@ -16,8 +16,9 @@ from google.protobuf import json_format
 from jumpstarter.common.serde import decode_value, encode_value
 
 import jumpwire_pyhost
-from jumpwire_pyhost import INSTANCE_HEADER, METHOD_HEADER, PROTOCOL_MINOR, RESOURCE_HEADER
+from jumpwire_pyhost import DRIVER_ERROR_TRAILER, INSTANCE_HEADER, METHOD_HEADER, PROTOCOL_MINOR, RESOURCE_HEADER
 from jumpwire_pyhost.catalog import TypeNotFound, describe_type, distribution_of, method_kind
+from jumpwire_pyhost.children import ChildError
 from jumpwire_pyhost.pb import plugin_pb2 as pb
 from jumpwire_pyhost.pb import plugin_pb2_grpc as pbg
 from jumpwire_pyhost.tree import ConfigError, Instance
@@ -32,6 +33,14 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
         if k == key:
             return v if isinstance(v, str) else v.decode()
     return None
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    """Fails the call with the plugin's own answer, marked as such (protocol
+    minor 3): the host passes it on at once instead of waiting to learn
+    whether the process died."""
+    context.set_trailing_metadata(((DRIVER_ERROR_TRAILER, "1"),))
+    await context.abort(code, message)
 
 
 def integral(v: Any) -> Any:
@@ -50,6 +59,8 @@ def integral(v: Any) -> Any:
 def status_of(e: BaseException) -> grpc.StatusCode:
     """The gRPC code upstream's exporter answers for an exception a driver
     method raised, which upstream's client turns back into its exceptions."""
+    if isinstance(e, ChildError):
+        return e.code  # a child's failure keeps its kind through the parent's call
     if isinstance(e, NotImplementedError):
         return grpc.StatusCode.UNIMPLEMENTED
     if isinstance(e, ValueError):
@@ -74,30 +85,41 @@ class DriverService(pbg.DriverServicer):
         try:
             resp.types.append(describe_type(self.type_path))
         except TypeNotFound as e:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{self.type_path}: {e}")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"{self.type_path}: {e}")
         resp.version = distribution_of(self.type_path).version
         return resp
 
     async def Configure(self, request: pb.ConfigureRequest, context: grpc.aio.ServicerContext) -> pb.ConfigureResponse:
         async with self._lock:
             if self.instance is not None:
-                await context.abort(
+                await _abort(
+                    context,
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"this plugin process already serves an instance of {self.type_path}; "
                     "start another process for another instance",
                 )
             if request.type != self.type_path:
-                await context.abort(
-                    grpc.StatusCode.NOT_FOUND, f"this process hosts {self.type_path}, not driver type {request.type!r}"
+                await _abort(
+                    context,
+                    grpc.StatusCode.NOT_FOUND,
+                    f"this process hosts {self.type_path}, not driver type {request.type!r}",
                 )
             config = integral(json_format.MessageToDict(request.config)) if request.HasField("config") else {}
             try:
                 # Building a driver may block (it opens devices): off the event loop.
-                self.instance = await to_thread.run_sync(Instance, self.type_path, config, request.name, request.path)
+                self.instance = await to_thread.run_sync(
+                    Instance,
+                    self.type_path,
+                    config,
+                    request.name,
+                    request.path,
+                    list(request.children),
+                    request.children_socket,
+                )
             except ConfigError as e:
                 return pb.ConfigureResponse(problems=e.problems)
             except TypeNotFound as e:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"{self.type_path}: {e}")
+                await _abort(context, grpc.StatusCode.NOT_FOUND, f"{self.type_path}: {e}")
             log.debug("configured", extra={"type": self.type_path, "path": request.path})
             return self.instance.configure_response()
 
@@ -105,22 +127,22 @@ class DriverService(pbg.DriverServicer):
         """Finds an exported method of the addressed driver, as upstream does:
         only methods carrying the marker of their kind are callable."""
         if self.instance is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the driver is not configured")
+            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, "the driver is not configured")
         if self.closed:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the driver is closed")
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "the driver is closed")
         rel = _metadata(context, INSTANCE_HEADER) or ""
         driver = self.instance.driver(rel)
         if driver is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{self.type_path} has no child {rel!r}")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"{self.type_path} has no child {rel!r}")
         method = getattr(driver, name, None) if name and not name.startswith("_") else None
         if method is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver")
         kind = method_kind(method)
         if kind not in kinds:
             if kind is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"method {name} is not exported by the driver")
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"{name} is a {_kind_name(kind)} method; call it as one"
+                await _abort(context, grpc.StatusCode.NOT_FOUND, f"method {name} is not exported by the driver")
+            await _abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, f"{name} is a {_kind_name(kind)} method; call it as one"
             )
         return method
 
@@ -165,7 +187,7 @@ class DriverService(pbg.DriverServicer):
         code = status_of(e)
         if code == grpc.StatusCode.UNKNOWN:
             log.warning("call failed", extra={"method": method, "error": f"{type(e).__name__}: {e}"})
-        await context.abort(code, str(e))
+        await _abort(context, code, str(e))
 
     async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         resource = _metadata(context, RESOURCE_HEADER)
@@ -173,9 +195,9 @@ class DriverService(pbg.DriverServicer):
             try:
                 uuid = UUID(resource)
             except ValueError:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"resource {resource!r} is not a uuid")
+                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"resource {resource!r} is not a uuid")
             if self.instance is None:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the driver is not configured")
+                await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, "the driver is not configured")
             async with self.instance.resource(uuid) as stream:
                 await context.send_initial_metadata(())
                 await _pump(context, stream)
@@ -194,7 +216,7 @@ class DriverService(pbg.DriverServicer):
             try:
                 await to_thread.run_sync(self.instance.root.reset)
             except Exception as e:
-                await context.abort(grpc.StatusCode.INTERNAL, f"reset: {type(e).__name__}: {e}")
+                await _abort(context, grpc.StatusCode.INTERNAL, f"reset: {type(e).__name__}: {e}")
         return pb.ResetResponse()
 
     async def Close(self, request: pb.CloseRequest, context: grpc.aio.ServicerContext) -> pb.CloseResponse:
@@ -203,7 +225,7 @@ class DriverService(pbg.DriverServicer):
             if self.instance is not None and not already:
                 await to_thread.run_sync(self.instance.root.close)
         except Exception as e:
-            await context.abort(grpc.StatusCode.INTERNAL, f"close: {type(e).__name__}: {e}")
+            await _abort(context, grpc.StatusCode.INTERNAL, f"close: {type(e).__name__}: {e}")
         finally:
             if self._on_close is not None and not already:
                 self._on_close()

@@ -19,6 +19,7 @@ from jumpstarter.driver import Driver
 
 from jumpwire_pyhost import CHILDREN_LABEL
 from jumpwire_pyhost.catalog import class_doc, client_of, exported_methods, import_driver
+from jumpwire_pyhost.children import ChildProxy, build_children
 from jumpwire_pyhost.pb import plugin_pb2 as pb
 
 log = logging.getLogger("pyhost")
@@ -146,7 +147,15 @@ class Child:
 class Instance:
     """The driver instance this process hosts, with the drivers under it."""
 
-    def __init__(self, type_path: str, config: dict[str, Any], name: str, path: str) -> None:
+    def __init__(
+        self,
+        type_path: str,
+        config: dict[str, Any],
+        name: str,
+        path: str,
+        children: list[pb.Child] | None = None,
+        children_socket: str = "",
+    ) -> None:
         cls = import_driver(type_path)
         if dataclasses.is_dataclass(cls):
             known = {f.name for f in dataclasses.fields(cls) if f.init}
@@ -154,6 +163,10 @@ class Instance:
                 # Upstream's pydantic drivers ignore unknown keys; so does
                 # jumpwire, for files written for upstream to load unchanged.
                 log.warning("config keys the driver ignores", extra={"type": type_path, "keys": ", ".join(unknown)})
+        if children:
+            # As upstream's exporter builds a driver: with its configured
+            # children, which here stand for processes of their own.
+            config = {**config, "children": build_children(children, children_socket)}
         try:
             root = cls(**config)
         except Exception as e:
@@ -172,6 +185,8 @@ class Instance:
         driver.resources = self.resources  # one table: any driver in the process may read an upload
         driver.labels = {**driver.labels, "jumpstarter.dev/name": name}
         for cname, child in driver.children.items():
+            if isinstance(child, ChildProxy):
+                continue  # a configured child: in the tree already, served by its own process
             crel = f"{rel}.{cname}" if rel else cname
             self.children.append(
                 Child(

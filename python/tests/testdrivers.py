@@ -143,3 +143,82 @@ class Sink(Driver):
                 h.update(chunk)
                 n += len(chunk)
         return f"{n}:{h.hexdigest()}"
+
+
+@dataclass(kw_only=True)
+class Bench(Driver):
+    """A test bench that drives the children its config gives it, as upstream
+    drivers do: a power switch (any power driver, Go or Python), a Kinds and
+    an echo network. Sync methods call them blocking, async ones await."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for child in ("power", "kinds"):
+            if child not in self.children:
+                raise ValueError(f"Bench: {child} driver not configured as a child")
+
+    @classmethod
+    def client(cls) -> str:
+        return "jumpstarter_driver_composite.client.CompositeClient"
+
+    @export
+    def sync_cycle(self) -> list:
+        p = self.children["power"]
+        p.on()
+        on = p.state()
+        p.off()
+        return [on, p.state()]
+
+    @export
+    async def async_cycle(self) -> list:
+        p = self.children["power"]
+        await p.on()
+        on = await p.state()
+        await p.off()
+        return [on, await p.state()]
+
+    @export
+    async def readings(self) -> int:
+        return len([r async for r in self.children["power"].read()])
+
+    @export
+    def sync_readings(self) -> int:
+        return len(list(self.children["power"].read()))
+
+    @export
+    def sync_greet(self, name: str) -> str:
+        return self.children["kinds"].sync_hello(name=name)
+
+    @export
+    async def async_add(self, a: int, b: int) -> int:
+        return await self.children["kinds"].async_add(a, b)
+
+    @export
+    async def count(self, n: int) -> list:
+        return [i async for i in self.children["kinds"].count_async(n)]
+
+    @export
+    def greeting_of_kinds(self) -> str:
+        return self.children["kinds"].greeting  # a config key of the child
+
+    @export
+    async def kinds_raises(self) -> None:
+        await self.children["kinds"].raise_value()
+
+    @export
+    def kinds_crashes(self) -> None:
+        self.children["kinds"].crash()
+
+    @export
+    async def echo(self, text: str) -> str:
+        async with self.children["echo"].connect() as stream:
+            await stream.send(text.encode())
+            got = b""
+            while len(got) < len(text):
+                got += await stream.receive()
+            await stream.send_eof()
+            return got.decode()
+
+    @export
+    def hello(self) -> str:
+        return "bench"

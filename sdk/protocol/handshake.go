@@ -15,8 +15,11 @@ const Version = 1
 // Minor is the minor version of the protocol. Within a major version, minor
 // versions only add. Minor 1 added resource streams ([ResourceHeader]);
 // minor 2 named parameters and their defaults (Method.param_info);
-// minor 3 marks the plugin's own errors ([DriverErrorTrailer]).
-const Minor = 3
+// minor 3 marks the plugin's own errors ([DriverErrorTrailer]); minor 4
+// tells a plugin of its instance's configured children
+// (ConfigureRequest.children) and serves it the Children service to call
+// them.
+const Minor = 4
 
 // PluginName is the name under which a plugin binary serves its driver.
 const PluginName = "driver"

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fjumpwire_pyhost/pb/plugin.proto\x12\x12jumpwire.plugin.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x11\n\x0f\x44\x65scribeRequest\"\x7f\n\x10\x44\x65scribeResponse\x12\x13\n\x0bsdk_version\x18\x01 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x02 \x01(\r\x12-\n\x05types\x18\x03 \x03(\x0b\x32\x1e.jumpwire.plugin.v1.DriverType\x12\x0f\n\x07version\x18\x04 \x01(\t\"\xbf\x01\n\nDriverType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12+\n\x07methods\x18\x05 \x03(\x0b\x32\x1a.jumpwire.plugin.v1.Method\x12-\n\x06\x63onfig\x18\x06 \x03(\x0b\x32\x1d.jumpwire.plugin.v1.ConfigKey\x12\x11\n\texclusive\x18\x07 \x01(\x08\"\xba\x01\n\x06Method\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12,\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.jumpwire.plugin.v1.MethodKind\x12\x0e\n\x06params\x18\x04 \x03(\t\x12\x10\n\x08variadic\x18\x05 \x01(\x08\x12\x0e\n\x06result\x18\x06 \x01(\t\x12-\n\nparam_info\x18\x07 \x03(\x0b\x32\x19.jumpwire.plugin.v1.Param\"L\n\x05Param\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\'\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"<\n\tConfigKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"e\n\x10\x43onfigureRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\"\xfc\x01\n\x11\x43onfigureResponse\x12\x33\n\x08problems\x18\x01 \x03(\x0b\x32!.jumpwire.plugin.v1.ConfigProblem\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\x07methods\x18\x03 \x03(\x0b\x32\x1a.jumpwire.plugin.v1.Method\x12\x41\n\x06labels\x18\x04 \x03(\x0b\x32\x31.jumpwire.plugin.v1.ConfigureResponse.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\rConfigProblem\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"C\n\x0b\x43\x61llRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12$\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x16.google.protobuf.Value\"6\n\x0c\x43\x61llResponse\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x0e\n\x0c\x43loseRequest\"\x0f\n\rCloseResponse\"E\n\x05\x46rame\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.jumpwire.plugin.v1.FrameKind*x\n\nMethodKind\x12\x1b\n\x17METHOD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METHOD_KIND_UNARY\x10\x01\x12\x19\n\x15METHOD_KIND_STREAMING\x10\x02\x12\x1b\n\x17METHOD_KIND_BYTE_STREAM\x10\x03*g\n\tFrameKind\x12\x13\n\x0f\x46RAME_KIND_DATA\x10\x00\x12\x19\n\x15\x46RAME_KIND_RST_STREAM\x10\x03\x12\x13\n\x0f\x46RAME_KIND_PING\x10\x06\x12\x15\n\x11\x46RAME_KIND_GOAWAY\x10\x07\x32\xba\x04\n\x06\x44river\x12U\n\x08\x44\x65scribe\x12#.jumpwire.plugin.v1.DescribeRequest\x1a$.jumpwire.plugin.v1.DescribeResponse\x12X\n\tConfigure\x12$.jumpwire.plugin.v1.ConfigureRequest\x1a%.jumpwire.plugin.v1.ConfigureResponse\x12I\n\x04\x43\x61ll\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse\x12T\n\rStreamingCall\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse0\x01\x12L\n\x05Reset\x12 .jumpwire.plugin.v1.ResetRequest\x1a!.jumpwire.plugin.v1.ResetResponse\x12L\n\x05\x43lose\x12 .jumpwire.plugin.v1.CloseRequest\x1a!.jumpwire.plugin.v1.CloseResponse\x12\x42\n\x06Stream\x12\x19.jumpwire.plugin.v1.Frame\x1a\x19.jumpwire.plugin.v1.Frame(\x01\x30\x01\x42\x41Z?github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1;pluginv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fjumpwire_pyhost/pb/plugin.proto\x12\x12jumpwire.plugin.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x11\n\x0f\x44\x65scribeRequest\"\x7f\n\x10\x44\x65scribeResponse\x12\x13\n\x0bsdk_version\x18\x01 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x02 \x01(\r\x12-\n\x05types\x18\x03 \x03(\x0b\x32\x1e.jumpwire.plugin.v1.DriverType\x12\x0f\n\x07version\x18\x04 \x01(\t\"\xbf\x01\n\nDriverType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12+\n\x07methods\x18\x05 \x03(\x0b\x32\x1a.jumpwire.plugin.v1.Method\x12-\n\x06\x63onfig\x18\x06 \x03(\x0b\x32\x1d.jumpwire.plugin.v1.ConfigKey\x12\x11\n\texclusive\x18\x07 \x01(\x08\"\xba\x01\n\x06Method\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12,\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.jumpwire.plugin.v1.MethodKind\x12\x0e\n\x06params\x18\x04 \x03(\t\x12\x10\n\x08variadic\x18\x05 \x01(\x08\x12\x0e\n\x06result\x18\x06 \x01(\t\x12-\n\nparam_info\x18\x07 \x03(\x0b\x32\x19.jumpwire.plugin.v1.Param\"L\n\x05Param\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\'\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"<\n\tConfigKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xab\x01\n\x10\x43onfigureRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12+\n\x08\x63hildren\x18\x05 \x03(\x0b\x32\x19.jumpwire.plugin.v1.Child\x12\x17\n\x0f\x63hildren_socket\x18\x06 \x01(\t\"\xc2\x01\n\x05\x43hild\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12+\n\x07methods\x18\x05 \x03(\x0b\x32\x1a.jumpwire.plugin.v1.Method\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x08\x63hildren\x18\x07 \x03(\x0b\x32\x19.jumpwire.plugin.v1.Child\"\xfc\x01\n\x11\x43onfigureResponse\x12\x33\n\x08problems\x18\x01 \x03(\x0b\x32!.jumpwire.plugin.v1.ConfigProblem\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\x07methods\x18\x03 \x03(\x0b\x32\x1a.jumpwire.plugin.v1.Method\x12\x41\n\x06labels\x18\x04 \x03(\x0b\x32\x31.jumpwire.plugin.v1.ConfigureResponse.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\rConfigProblem\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"C\n\x0b\x43\x61llRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12$\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x16.google.protobuf.Value\"6\n\x0c\x43\x61llResponse\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x0e\n\x0c\x43loseRequest\"\x0f\n\rCloseResponse\"E\n\x05\x46rame\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.jumpwire.plugin.v1.FrameKind*x\n\nMethodKind\x12\x1b\n\x17METHOD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METHOD_KIND_UNARY\x10\x01\x12\x19\n\x15METHOD_KIND_STREAMING\x10\x02\x12\x1b\n\x17METHOD_KIND_BYTE_STREAM\x10\x03*g\n\tFrameKind\x12\x13\n\x0f\x46RAME_KIND_DATA\x10\x00\x12\x19\n\x15\x46RAME_KIND_RST_STREAM\x10\x03\x12\x13\n\x0f\x46RAME_KIND_PING\x10\x06\x12\x15\n\x11\x46RAME_KIND_GOAWAY\x10\x07\x32\xba\x04\n\x06\x44river\x12U\n\x08\x44\x65scribe\x12#.jumpwire.plugin.v1.DescribeRequest\x1a$.jumpwire.plugin.v1.DescribeResponse\x12X\n\tConfigure\x12$.jumpwire.plugin.v1.ConfigureRequest\x1a%.jumpwire.plugin.v1.ConfigureResponse\x12I\n\x04\x43\x61ll\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse\x12T\n\rStreamingCall\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse0\x01\x12L\n\x05Reset\x12 .jumpwire.plugin.v1.ResetRequest\x1a!.jumpwire.plugin.v1.ResetResponse\x12L\n\x05\x43lose\x12 .jumpwire.plugin.v1.CloseRequest\x1a!.jumpwire.plugin.v1.CloseResponse\x12\x42\n\x06Stream\x12\x19.jumpwire.plugin.v1.Frame\x1a\x19.jumpwire.plugin.v1.Frame(\x01\x30\x01\x32\xef\x01\n\x08\x43hildren\x12I\n\x04\x43\x61ll\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse\x12T\n\rStreamingCall\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse0\x01\x12\x42\n\x06Stream\x12\x19.jumpwire.plugin.v1.Frame\x1a\x19.jumpwire.plugin.v1.Frame(\x01\x30\x01\x42\x41Z?github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1;pluginv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z?github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1;pluginv1'
   _globals['_CONFIGURERESPONSE_LABELSENTRY']._loaded_options = None
   _globals['_CONFIGURERESPONSE_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_METHODKIND']._serialized_start=1423
-  _globals['_METHODKIND']._serialized_end=1543
-  _globals['_FRAMEKIND']._serialized_start=1545
-  _globals['_FRAMEKIND']._serialized_end=1648
+  _globals['_METHODKIND']._serialized_start=1691
+  _globals['_METHODKIND']._serialized_end=1811
+  _globals['_FRAMEKIND']._serialized_start=1813
+  _globals['_FRAMEKIND']._serialized_end=1916
   _globals['_DESCRIBEREQUEST']._serialized_start=85
   _globals['_DESCRIBEREQUEST']._serialized_end=102
   _globals['_DESCRIBERESPONSE']._serialized_start=104
@@ -51,28 +51,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARAM']._serialized_end=692
   _globals['_CONFIGKEY']._serialized_start=694
   _globals['_CONFIGKEY']._serialized_end=754
-  _globals['_CONFIGUREREQUEST']._serialized_start=756
-  _globals['_CONFIGUREREQUEST']._serialized_end=857
-  _globals['_CONFIGURERESPONSE']._serialized_start=860
-  _globals['_CONFIGURERESPONSE']._serialized_end=1112
-  _globals['_CONFIGURERESPONSE_LABELSENTRY']._serialized_start=1067
-  _globals['_CONFIGURERESPONSE_LABELSENTRY']._serialized_end=1112
-  _globals['_CONFIGPROBLEM']._serialized_start=1114
-  _globals['_CONFIGPROBLEM']._serialized_end=1159
-  _globals['_CALLREQUEST']._serialized_start=1161
-  _globals['_CALLREQUEST']._serialized_end=1228
-  _globals['_CALLRESPONSE']._serialized_start=1230
-  _globals['_CALLRESPONSE']._serialized_end=1284
-  _globals['_RESETREQUEST']._serialized_start=1286
-  _globals['_RESETREQUEST']._serialized_end=1300
-  _globals['_RESETRESPONSE']._serialized_start=1302
-  _globals['_RESETRESPONSE']._serialized_end=1317
-  _globals['_CLOSEREQUEST']._serialized_start=1319
-  _globals['_CLOSEREQUEST']._serialized_end=1333
-  _globals['_CLOSERESPONSE']._serialized_start=1335
-  _globals['_CLOSERESPONSE']._serialized_end=1350
-  _globals['_FRAME']._serialized_start=1352
-  _globals['_FRAME']._serialized_end=1421
-  _globals['_DRIVER']._serialized_start=1651
-  _globals['_DRIVER']._serialized_end=2221
+  _globals['_CONFIGUREREQUEST']._serialized_start=757
+  _globals['_CONFIGUREREQUEST']._serialized_end=928
+  _globals['_CHILD']._serialized_start=931
+  _globals['_CHILD']._serialized_end=1125
+  _globals['_CONFIGURERESPONSE']._serialized_start=1128
+  _globals['_CONFIGURERESPONSE']._serialized_end=1380
+  _globals['_CONFIGURERESPONSE_LABELSENTRY']._serialized_start=1335
+  _globals['_CONFIGURERESPONSE_LABELSENTRY']._serialized_end=1380
+  _globals['_CONFIGPROBLEM']._serialized_start=1382
+  _globals['_CONFIGPROBLEM']._serialized_end=1427
+  _globals['_CALLREQUEST']._serialized_start=1429
+  _globals['_CALLREQUEST']._serialized_end=1496
+  _globals['_CALLRESPONSE']._serialized_start=1498
+  _globals['_CALLRESPONSE']._serialized_end=1552
+  _globals['_RESETREQUEST']._serialized_start=1554
+  _globals['_RESETREQUEST']._serialized_end=1568
+  _globals['_RESETRESPONSE']._serialized_start=1570
+  _globals['_RESETRESPONSE']._serialized_end=1585
+  _globals['_CLOSEREQUEST']._serialized_start=1587
+  _globals['_CLOSEREQUEST']._serialized_end=1601
+  _globals['_CLOSERESPONSE']._serialized_start=1603
+  _globals['_CLOSERESPONSE']._serialized_end=1618
+  _globals['_FRAME']._serialized_start=1620
+  _globals['_FRAME']._serialized_end=1689
+  _globals['_DRIVER']._serialized_start=1919
+  _globals['_DRIVER']._serialized_end=2489
+  _globals['_CHILDREN']._serialized_start=2492
+  _globals['_CHILDREN']._serialized_end=2731
 # @@protoc_insertion_point(module_scope)

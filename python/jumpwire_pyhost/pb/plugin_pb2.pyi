@@ -103,16 +103,38 @@ class ConfigKey(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ConfigureRequest(_message.Message):
-    __slots__ = ("type", "config", "name", "path")
+    __slots__ = ("type", "config", "name", "path", "children", "children_socket")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_SOCKET_FIELD_NUMBER: _ClassVar[int]
     type: str
     config: _struct_pb2.Struct
     name: str
     path: str
-    def __init__(self, type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+    children: _containers.RepeatedCompositeFieldContainer[Child]
+    children_socket: str
+    def __init__(self, type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., path: _Optional[str] = ..., children: _Optional[_Iterable[_Union[Child, _Mapping]]] = ..., children_socket: _Optional[str] = ...) -> None: ...
+
+class Child(_message.Message):
+    __slots__ = ("name", "uuid", "path", "type", "methods", "config", "children")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    uuid: str
+    path: str
+    type: str
+    methods: _containers.RepeatedCompositeFieldContainer[Method]
+    config: _struct_pb2.Struct
+    children: _containers.RepeatedCompositeFieldContainer[Child]
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., path: _Optional[str] = ..., type: _Optional[str] = ..., methods: _Optional[_Iterable[_Union[Method, _Mapping]]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Child, _Mapping]]] = ...) -> None: ...
 
 class ConfigureResponse(_message.Message):
     __slots__ = ("problems", "description", "methods", "labels")

@@ -371,3 +371,185 @@ class Driver:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ChildrenStub:
+    """Children is served by the host to a plugin whose instance has configured
+    children (protocol minor 4): on the unix socket ConfigureRequest names,
+    which accepts only the plugin's own process, the driver calls the children
+    its config gave it, each running in its own process. The child is named by
+    its uuid in the request metadata "jumpwire-child"; a byte stream's method
+    travels in "jumpwire-method" as on Driver.Stream. Errors are the child's,
+    code and sentence, or say why the child could not answer (it crashed, the
+    session ended).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Call = channel.unary_unary(
+                '/jumpwire.plugin.v1.Children/Call',
+                request_serializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallRequest.SerializeToString,
+                response_deserializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallResponse.FromString,
+                _registered_method=True)
+        self.StreamingCall = channel.unary_stream(
+                '/jumpwire.plugin.v1.Children/StreamingCall',
+                request_serializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallRequest.SerializeToString,
+                response_deserializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallResponse.FromString,
+                _registered_method=True)
+        self.Stream = channel.stream_stream(
+                '/jumpwire.plugin.v1.Children/Stream',
+                request_serializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.Frame.SerializeToString,
+                response_deserializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.Frame.FromString,
+                _registered_method=True)
+
+
+class ChildrenServicer:
+    """Children is served by the host to a plugin whose instance has configured
+    children (protocol minor 4): on the unix socket ConfigureRequest names,
+    which accepts only the plugin's own process, the driver calls the children
+    its config gave it, each running in its own process. The child is named by
+    its uuid in the request metadata "jumpwire-child"; a byte stream's method
+    travels in "jumpwire-method" as on Driver.Stream. Errors are the child's,
+    code and sentence, or say why the child could not answer (it crashed, the
+    session ended).
+    """
+
+    def Call(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamingCall(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stream(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ChildrenServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Call': grpc.unary_unary_rpc_method_handler(
+                    servicer.Call,
+                    request_deserializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallRequest.FromString,
+                    response_serializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallResponse.SerializeToString,
+            ),
+            'StreamingCall': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamingCall,
+                    request_deserializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallRequest.FromString,
+                    response_serializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallResponse.SerializeToString,
+            ),
+            'Stream': grpc.stream_stream_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.Frame.FromString,
+                    response_serializer=jumpwire__pyhost_dot_pb_dot_plugin__pb2.Frame.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'jumpwire.plugin.v1.Children', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('jumpwire.plugin.v1.Children', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Children:
+    """Children is served by the host to a plugin whose instance has configured
+    children (protocol minor 4): on the unix socket ConfigureRequest names,
+    which accepts only the plugin's own process, the driver calls the children
+    its config gave it, each running in its own process. The child is named by
+    its uuid in the request metadata "jumpwire-child"; a byte stream's method
+    travels in "jumpwire-method" as on Driver.Stream. Errors are the child's,
+    code and sentence, or say why the child could not answer (it crashed, the
+    session ended).
+    """
+
+    @staticmethod
+    def Call(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jumpwire.plugin.v1.Children/Call',
+            jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallRequest.SerializeToString,
+            jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamingCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jumpwire.plugin.v1.Children/StreamingCall',
+            jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallRequest.SerializeToString,
+            jumpwire__pyhost_dot_pb_dot_plugin__pb2.CallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/jumpwire.plugin.v1.Children/Stream',
+            jumpwire__pyhost_dot_pb_dot_plugin__pb2.Frame.SerializeToString,
+            jumpwire__pyhost_dot_pb_dot_plugin__pb2.Frame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -571,9 +571,17 @@ type ConfigureRequest struct {
 	// name is the instance's key in its parent.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// path is the instance's dotted path from the exporter's root.
-	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Path string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	// children are the instances the config places under this one, each run
+	// by a process of its own (protocol minor 4). A plugin that does not call
+	// them may ignore them.
+	Children []*Child `protobuf:"bytes,5,rep,name=children,proto3" json:"children,omitempty"`
+	// children_socket is the unix socket on which the host serves the
+	// Children service to this process; empty when there are no children or
+	// the plugin's protocol minor is below 4.
+	ChildrenSocket string `protobuf:"bytes,6,opt,name=children_socket,json=childrenSocket,proto3" json:"children_socket,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConfigureRequest) Reset() {
@@ -634,6 +642,121 @@ func (x *ConfigureRequest) GetPath() string {
 	return ""
 }
 
+func (x *ConfigureRequest) GetChildren() []*Child {
+	if x != nil {
+		return x.Children
+	}
+	return nil
+}
+
+func (x *ConfigureRequest) GetChildrenSocket() string {
+	if x != nil {
+		return x.ChildrenSocket
+	}
+	return ""
+}
+
+// Child is one configured child of an instance, as its driver sees it.
+type Child struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the child's key in its parent.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// uuid is the child's uuid in the tree (for a ref, the uuid of the
+	// instance it stands for): calls to the child name it.
+	Uuid string `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// path is the dotted path of the instance that serves the child.
+	Path string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// type is the child's driver type, empty for a composite.
+	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	// methods are the child type's exported methods.
+	Methods []*Method `protobuf:"bytes,5,rep,name=methods,proto3" json:"methods,omitempty"`
+	// config is the child's `config` from the exporter configuration.
+	Config *structpb.Struct `protobuf:"bytes,6,opt,name=config,proto3" json:"config,omitempty"`
+	// children are the child's own configured children.
+	Children      []*Child `protobuf:"bytes,7,rep,name=children,proto3" json:"children,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Child) Reset() {
+	*x = Child{}
+	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Child) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Child) ProtoMessage() {}
+
+func (x *Child) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Child.ProtoReflect.Descriptor instead.
+func (*Child) Descriptor() ([]byte, []int) {
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Child) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Child) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *Child) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Child) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Child) GetMethods() []*Method {
+	if x != nil {
+		return x.Methods
+	}
+	return nil
+}
+
+func (x *Child) GetConfig() *structpb.Struct {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *Child) GetChildren() []*Child {
+	if x != nil {
+		return x.Children
+	}
+	return nil
+}
+
 type ConfigureResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// problems lists what is wrong with the config; empty means accepted.
@@ -650,7 +773,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +785,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +798,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConfigureResponse) GetProblems() []*ConfigProblem {
@@ -718,7 +841,7 @@ type ConfigProblem struct {
 
 func (x *ConfigProblem) Reset() {
 	*x = ConfigProblem{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +853,7 @@ func (x *ConfigProblem) String() string {
 func (*ConfigProblem) ProtoMessage() {}
 
 func (x *ConfigProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +866,7 @@ func (x *ConfigProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigProblem.ProtoReflect.Descriptor instead.
 func (*ConfigProblem) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfigProblem) GetKey() string {
@@ -770,7 +893,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +905,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +918,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CallRequest) GetMethod() string {
@@ -821,7 +944,7 @@ type CallResponse struct {
 
 func (x *CallResponse) Reset() {
 	*x = CallResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +956,7 @@ func (x *CallResponse) String() string {
 func (*CallResponse) ProtoMessage() {}
 
 func (x *CallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +969,7 @@ func (x *CallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
 func (*CallResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CallResponse) GetResult() *structpb.Value {
@@ -864,7 +987,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +999,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1012,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 type ResetResponse struct {
@@ -900,7 +1023,7 @@ type ResetResponse struct {
 
 func (x *ResetResponse) Reset() {
 	*x = ResetResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1035,7 @@ func (x *ResetResponse) String() string {
 func (*ResetResponse) ProtoMessage() {}
 
 func (x *ResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1048,7 @@ func (x *ResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetResponse.ProtoReflect.Descriptor instead.
 func (*ResetResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 type CloseRequest struct {
@@ -936,7 +1059,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1071,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1084,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 type CloseResponse struct {
@@ -972,7 +1095,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1107,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1120,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 type Frame struct {
@@ -1010,7 +1133,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1145,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1158,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Frame) GetPayload() []byte {
@@ -1089,12 +1212,22 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\tConfigKey\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"\x7f\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"\xdf\x01\n" +
 	"\x10ConfigureRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12/\n" +
 	"\x06config\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06config\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
-	"\x04path\x18\x04 \x01(\tR\x04path\"\xb0\x02\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x125\n" +
+	"\bchildren\x18\x05 \x03(\v2\x19.jumpwire.plugin.v1.ChildR\bchildren\x12'\n" +
+	"\x0fchildren_socket\x18\x06 \x01(\tR\x0echildrenSocket\"\xf5\x01\n" +
+	"\x05Child\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x124\n" +
+	"\amethods\x18\x05 \x03(\v2\x1a.jumpwire.plugin.v1.MethodR\amethods\x12/\n" +
+	"\x06config\x18\x06 \x01(\v2\x17.google.protobuf.StructR\x06config\x125\n" +
+	"\bchildren\x18\a \x03(\v2\x19.jumpwire.plugin.v1.ChildR\bchildren\"\xb0\x02\n" +
 	"\x11ConfigureResponse\x12=\n" +
 	"\bproblems\x18\x01 \x03(\v2!.jumpwire.plugin.v1.ConfigProblemR\bproblems\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x124\n" +
@@ -1136,6 +1269,10 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rStreamingCall\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse0\x01\x12L\n" +
 	"\x05Reset\x12 .jumpwire.plugin.v1.ResetRequest\x1a!.jumpwire.plugin.v1.ResetResponse\x12L\n" +
 	"\x05Close\x12 .jumpwire.plugin.v1.CloseRequest\x1a!.jumpwire.plugin.v1.CloseResponse\x12B\n" +
+	"\x06Stream\x12\x19.jumpwire.plugin.v1.Frame\x1a\x19.jumpwire.plugin.v1.Frame(\x010\x012\xef\x01\n" +
+	"\bChildren\x12I\n" +
+	"\x04Call\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse\x12T\n" +
+	"\rStreamingCall\x12\x1f.jumpwire.plugin.v1.CallRequest\x1a .jumpwire.plugin.v1.CallResponse0\x01\x12B\n" +
 	"\x06Stream\x12\x19.jumpwire.plugin.v1.Frame\x1a\x19.jumpwire.plugin.v1.Frame(\x010\x01BAZ?github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1;pluginv1b\x06proto3"
 
 var (
@@ -1151,7 +1288,7 @@ func file_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_plugin_v1_plugin_proto_goTypes = []any{
 	(MethodKind)(0),           // 0: jumpwire.plugin.v1.MethodKind
 	(FrameKind)(0),            // 1: jumpwire.plugin.v1.FrameKind
@@ -1162,18 +1299,19 @@ var file_plugin_v1_plugin_proto_goTypes = []any{
 	(*Param)(nil),             // 6: jumpwire.plugin.v1.Param
 	(*ConfigKey)(nil),         // 7: jumpwire.plugin.v1.ConfigKey
 	(*ConfigureRequest)(nil),  // 8: jumpwire.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 9: jumpwire.plugin.v1.ConfigureResponse
-	(*ConfigProblem)(nil),     // 10: jumpwire.plugin.v1.ConfigProblem
-	(*CallRequest)(nil),       // 11: jumpwire.plugin.v1.CallRequest
-	(*CallResponse)(nil),      // 12: jumpwire.plugin.v1.CallResponse
-	(*ResetRequest)(nil),      // 13: jumpwire.plugin.v1.ResetRequest
-	(*ResetResponse)(nil),     // 14: jumpwire.plugin.v1.ResetResponse
-	(*CloseRequest)(nil),      // 15: jumpwire.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),     // 16: jumpwire.plugin.v1.CloseResponse
-	(*Frame)(nil),             // 17: jumpwire.plugin.v1.Frame
-	nil,                       // 18: jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
-	(*structpb.Value)(nil),    // 19: google.protobuf.Value
-	(*structpb.Struct)(nil),   // 20: google.protobuf.Struct
+	(*Child)(nil),             // 9: jumpwire.plugin.v1.Child
+	(*ConfigureResponse)(nil), // 10: jumpwire.plugin.v1.ConfigureResponse
+	(*ConfigProblem)(nil),     // 11: jumpwire.plugin.v1.ConfigProblem
+	(*CallRequest)(nil),       // 12: jumpwire.plugin.v1.CallRequest
+	(*CallResponse)(nil),      // 13: jumpwire.plugin.v1.CallResponse
+	(*ResetRequest)(nil),      // 14: jumpwire.plugin.v1.ResetRequest
+	(*ResetResponse)(nil),     // 15: jumpwire.plugin.v1.ResetResponse
+	(*CloseRequest)(nil),      // 16: jumpwire.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),     // 17: jumpwire.plugin.v1.CloseResponse
+	(*Frame)(nil),             // 18: jumpwire.plugin.v1.Frame
+	nil,                       // 19: jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
+	(*structpb.Value)(nil),    // 20: google.protobuf.Value
+	(*structpb.Struct)(nil),   // 21: google.protobuf.Struct
 }
 var file_plugin_v1_plugin_proto_depIdxs = []int32{
 	4,  // 0: jumpwire.plugin.v1.DescribeResponse.types:type_name -> jumpwire.plugin.v1.DriverType
@@ -1181,33 +1319,43 @@ var file_plugin_v1_plugin_proto_depIdxs = []int32{
 	7,  // 2: jumpwire.plugin.v1.DriverType.config:type_name -> jumpwire.plugin.v1.ConfigKey
 	0,  // 3: jumpwire.plugin.v1.Method.kind:type_name -> jumpwire.plugin.v1.MethodKind
 	6,  // 4: jumpwire.plugin.v1.Method.param_info:type_name -> jumpwire.plugin.v1.Param
-	19, // 5: jumpwire.plugin.v1.Param.default:type_name -> google.protobuf.Value
-	20, // 6: jumpwire.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
-	10, // 7: jumpwire.plugin.v1.ConfigureResponse.problems:type_name -> jumpwire.plugin.v1.ConfigProblem
-	5,  // 8: jumpwire.plugin.v1.ConfigureResponse.methods:type_name -> jumpwire.plugin.v1.Method
-	18, // 9: jumpwire.plugin.v1.ConfigureResponse.labels:type_name -> jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
-	19, // 10: jumpwire.plugin.v1.CallRequest.args:type_name -> google.protobuf.Value
-	19, // 11: jumpwire.plugin.v1.CallResponse.result:type_name -> google.protobuf.Value
-	1,  // 12: jumpwire.plugin.v1.Frame.kind:type_name -> jumpwire.plugin.v1.FrameKind
-	2,  // 13: jumpwire.plugin.v1.Driver.Describe:input_type -> jumpwire.plugin.v1.DescribeRequest
-	8,  // 14: jumpwire.plugin.v1.Driver.Configure:input_type -> jumpwire.plugin.v1.ConfigureRequest
-	11, // 15: jumpwire.plugin.v1.Driver.Call:input_type -> jumpwire.plugin.v1.CallRequest
-	11, // 16: jumpwire.plugin.v1.Driver.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
-	13, // 17: jumpwire.plugin.v1.Driver.Reset:input_type -> jumpwire.plugin.v1.ResetRequest
-	15, // 18: jumpwire.plugin.v1.Driver.Close:input_type -> jumpwire.plugin.v1.CloseRequest
-	17, // 19: jumpwire.plugin.v1.Driver.Stream:input_type -> jumpwire.plugin.v1.Frame
-	3,  // 20: jumpwire.plugin.v1.Driver.Describe:output_type -> jumpwire.plugin.v1.DescribeResponse
-	9,  // 21: jumpwire.plugin.v1.Driver.Configure:output_type -> jumpwire.plugin.v1.ConfigureResponse
-	12, // 22: jumpwire.plugin.v1.Driver.Call:output_type -> jumpwire.plugin.v1.CallResponse
-	12, // 23: jumpwire.plugin.v1.Driver.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
-	14, // 24: jumpwire.plugin.v1.Driver.Reset:output_type -> jumpwire.plugin.v1.ResetResponse
-	16, // 25: jumpwire.plugin.v1.Driver.Close:output_type -> jumpwire.plugin.v1.CloseResponse
-	17, // 26: jumpwire.plugin.v1.Driver.Stream:output_type -> jumpwire.plugin.v1.Frame
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	20, // 5: jumpwire.plugin.v1.Param.default:type_name -> google.protobuf.Value
+	21, // 6: jumpwire.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
+	9,  // 7: jumpwire.plugin.v1.ConfigureRequest.children:type_name -> jumpwire.plugin.v1.Child
+	5,  // 8: jumpwire.plugin.v1.Child.methods:type_name -> jumpwire.plugin.v1.Method
+	21, // 9: jumpwire.plugin.v1.Child.config:type_name -> google.protobuf.Struct
+	9,  // 10: jumpwire.plugin.v1.Child.children:type_name -> jumpwire.plugin.v1.Child
+	11, // 11: jumpwire.plugin.v1.ConfigureResponse.problems:type_name -> jumpwire.plugin.v1.ConfigProblem
+	5,  // 12: jumpwire.plugin.v1.ConfigureResponse.methods:type_name -> jumpwire.plugin.v1.Method
+	19, // 13: jumpwire.plugin.v1.ConfigureResponse.labels:type_name -> jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
+	20, // 14: jumpwire.plugin.v1.CallRequest.args:type_name -> google.protobuf.Value
+	20, // 15: jumpwire.plugin.v1.CallResponse.result:type_name -> google.protobuf.Value
+	1,  // 16: jumpwire.plugin.v1.Frame.kind:type_name -> jumpwire.plugin.v1.FrameKind
+	2,  // 17: jumpwire.plugin.v1.Driver.Describe:input_type -> jumpwire.plugin.v1.DescribeRequest
+	8,  // 18: jumpwire.plugin.v1.Driver.Configure:input_type -> jumpwire.plugin.v1.ConfigureRequest
+	12, // 19: jumpwire.plugin.v1.Driver.Call:input_type -> jumpwire.plugin.v1.CallRequest
+	12, // 20: jumpwire.plugin.v1.Driver.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
+	14, // 21: jumpwire.plugin.v1.Driver.Reset:input_type -> jumpwire.plugin.v1.ResetRequest
+	16, // 22: jumpwire.plugin.v1.Driver.Close:input_type -> jumpwire.plugin.v1.CloseRequest
+	18, // 23: jumpwire.plugin.v1.Driver.Stream:input_type -> jumpwire.plugin.v1.Frame
+	12, // 24: jumpwire.plugin.v1.Children.Call:input_type -> jumpwire.plugin.v1.CallRequest
+	12, // 25: jumpwire.plugin.v1.Children.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
+	18, // 26: jumpwire.plugin.v1.Children.Stream:input_type -> jumpwire.plugin.v1.Frame
+	3,  // 27: jumpwire.plugin.v1.Driver.Describe:output_type -> jumpwire.plugin.v1.DescribeResponse
+	10, // 28: jumpwire.plugin.v1.Driver.Configure:output_type -> jumpwire.plugin.v1.ConfigureResponse
+	13, // 29: jumpwire.plugin.v1.Driver.Call:output_type -> jumpwire.plugin.v1.CallResponse
+	13, // 30: jumpwire.plugin.v1.Driver.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
+	15, // 31: jumpwire.plugin.v1.Driver.Reset:output_type -> jumpwire.plugin.v1.ResetResponse
+	17, // 32: jumpwire.plugin.v1.Driver.Close:output_type -> jumpwire.plugin.v1.CloseResponse
+	18, // 33: jumpwire.plugin.v1.Driver.Stream:output_type -> jumpwire.plugin.v1.Frame
+	13, // 34: jumpwire.plugin.v1.Children.Call:output_type -> jumpwire.plugin.v1.CallResponse
+	13, // 35: jumpwire.plugin.v1.Children.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
+	18, // 36: jumpwire.plugin.v1.Children.Stream:output_type -> jumpwire.plugin.v1.Frame
+	27, // [27:37] is the sub-list for method output_type
+	17, // [17:27] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_plugin_v1_plugin_proto_init() }
@@ -1221,9 +1369,9 @@ func file_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_v1_plugin_proto_rawDesc), len(file_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_plugin_v1_plugin_proto_goTypes,
 		DependencyIndexes: file_plugin_v1_plugin_proto_depIdxs,

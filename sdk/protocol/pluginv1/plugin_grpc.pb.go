@@ -380,3 +380,197 @@ var Driver_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "plugin/v1/plugin.proto",
 }
+
+const (
+	Children_Call_FullMethodName          = "/jumpwire.plugin.v1.Children/Call"
+	Children_StreamingCall_FullMethodName = "/jumpwire.plugin.v1.Children/StreamingCall"
+	Children_Stream_FullMethodName        = "/jumpwire.plugin.v1.Children/Stream"
+)
+
+// ChildrenClient is the client API for Children service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Children is served by the host to a plugin whose instance has configured
+// children (protocol minor 4): on the unix socket ConfigureRequest names,
+// which accepts only the plugin's own process, the driver calls the children
+// its config gave it, each running in its own process. The child is named by
+// its uuid in the request metadata "jumpwire-child"; a byte stream's method
+// travels in "jumpwire-method" as on Driver.Stream. Errors are the child's,
+// code and sentence, or say why the child could not answer (it crashed, the
+// session ended).
+type ChildrenClient interface {
+	Call(ctx context.Context, in *CallRequest, opts ...grpc.CallOption) (*CallResponse, error)
+	StreamingCall(ctx context.Context, in *CallRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CallResponse], error)
+	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Frame, Frame], error)
+}
+
+type childrenClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewChildrenClient(cc grpc.ClientConnInterface) ChildrenClient {
+	return &childrenClient{cc}
+}
+
+func (c *childrenClient) Call(ctx context.Context, in *CallRequest, opts ...grpc.CallOption) (*CallResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CallResponse)
+	err := c.cc.Invoke(ctx, Children_Call_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *childrenClient) StreamingCall(ctx context.Context, in *CallRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CallResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Children_ServiceDesc.Streams[0], Children_StreamingCall_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallRequest, CallResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Children_StreamingCallClient = grpc.ServerStreamingClient[CallResponse]
+
+func (c *childrenClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Frame, Frame], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Children_ServiceDesc.Streams[1], Children_Stream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[Frame, Frame]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Children_StreamClient = grpc.BidiStreamingClient[Frame, Frame]
+
+// ChildrenServer is the server API for Children service.
+// All implementations must embed UnimplementedChildrenServer
+// for forward compatibility.
+//
+// Children is served by the host to a plugin whose instance has configured
+// children (protocol minor 4): on the unix socket ConfigureRequest names,
+// which accepts only the plugin's own process, the driver calls the children
+// its config gave it, each running in its own process. The child is named by
+// its uuid in the request metadata "jumpwire-child"; a byte stream's method
+// travels in "jumpwire-method" as on Driver.Stream. Errors are the child's,
+// code and sentence, or say why the child could not answer (it crashed, the
+// session ended).
+type ChildrenServer interface {
+	Call(context.Context, *CallRequest) (*CallResponse, error)
+	StreamingCall(*CallRequest, grpc.ServerStreamingServer[CallResponse]) error
+	Stream(grpc.BidiStreamingServer[Frame, Frame]) error
+	mustEmbedUnimplementedChildrenServer()
+}
+
+// UnimplementedChildrenServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedChildrenServer struct{}
+
+func (UnimplementedChildrenServer) Call(context.Context, *CallRequest) (*CallResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Call not implemented")
+}
+func (UnimplementedChildrenServer) StreamingCall(*CallRequest, grpc.ServerStreamingServer[CallResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamingCall not implemented")
+}
+func (UnimplementedChildrenServer) Stream(grpc.BidiStreamingServer[Frame, Frame]) error {
+	return status.Error(codes.Unimplemented, "method Stream not implemented")
+}
+func (UnimplementedChildrenServer) mustEmbedUnimplementedChildrenServer() {}
+func (UnimplementedChildrenServer) testEmbeddedByValue()                  {}
+
+// UnsafeChildrenServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ChildrenServer will
+// result in compilation errors.
+type UnsafeChildrenServer interface {
+	mustEmbedUnimplementedChildrenServer()
+}
+
+func RegisterChildrenServer(s grpc.ServiceRegistrar, srv ChildrenServer) {
+	// If the following call panics, it indicates UnimplementedChildrenServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Children_ServiceDesc, srv)
+}
+
+func _Children_Call_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChildrenServer).Call(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Children_Call_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChildrenServer).Call(ctx, req.(*CallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Children_StreamingCall_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CallRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ChildrenServer).StreamingCall(m, &grpc.GenericServerStream[CallRequest, CallResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Children_StreamingCallServer = grpc.ServerStreamingServer[CallResponse]
+
+func _Children_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ChildrenServer).Stream(&grpc.GenericServerStream[Frame, Frame]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Children_StreamServer = grpc.BidiStreamingServer[Frame, Frame]
+
+// Children_ServiceDesc is the grpc.ServiceDesc for Children service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Children_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "jumpwire.plugin.v1.Children",
+	HandlerType: (*ChildrenServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Call",
+			Handler:    _Children_Call_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StreamingCall",
+			Handler:       _Children_StreamingCall_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Stream",
+			Handler:       _Children_Stream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "plugin/v1/plugin.proto",
+}
