@@ -70,7 +70,7 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 		// An image of unknown size (gzip) must still fit the device.
 		limit, over = devSize, fmt.Errorf("%w: the image is larger than %s (%d bytes)", sdk.ErrInvalidArgument, s.cfg.Path, devSize)
 	}
-	n, sum, err := copyHashed(ctx, f, r, limit, over, func(n int64) {
+	n, sum, err := copyHashed(ctx, &writingBack{f: f}, r, limit, over, func(n int64) {
 		if report != nil {
 			report(progressOf(n, total, start))
 		}
@@ -118,6 +118,22 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 	}
 	s.Logger().Info("write complete", "bytes", n, "sha256", res.SHA256, "seconds", res.Seconds)
 	return res, nil
+}
+
+// writingBack writes to f from its start and has what it wrote written out
+// as it goes (see writeback).
+type writingBack struct {
+	f   *os.File
+	off int64
+}
+
+func (w *writingBack) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	if n > 0 {
+		writeback(w.f, w.off, int64(n))
+		w.off += int64(n)
+	}
+	return n, err
 }
 
 func progressOf(n, total int64, start time.Time) Progress {
