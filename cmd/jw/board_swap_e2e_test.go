@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,10 +99,28 @@ func TestBoardSurvivesASwap(t *testing.T) {
 		}
 		return int(m["pid"].(float64))
 	}
+	// pluginPid is the pid of the power driver's process, as the exporter
+	// reports it.
+	pluginPid := func() int {
+		tr, err := c.Tree(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := tr.Lookup("board.power")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(d.Labels["jumpwire.dev/pid"])
+		if err != nil {
+			t.Fatalf("board.power's labels %v: no pid", d.Labels)
+		}
+		return pid
+	}
 	if _, err := c.Call(ctx, uuid("board.power"), "on"); err != nil {
 		t.Fatal(err)
 	}
 	before := qemuPid()
+	oldPlugin := pluginPid()
 	con, err := c.Stream(ctx, uuid("board.console"), "connect")
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +148,9 @@ func TestBoardSurvivesASwap(t *testing.T) {
 	if after := qemuPid(); after != before {
 		t.Fatalf("after the swap the board runs qemu pid %d; want the same qemu, pid %d", after, before)
 	}
+	if p := pluginPid(); p == oldPlugin || running(oldPlugin) {
+		t.Fatalf("board.power runs in pid %d after the swap, and %d runs: %v; want a new process, the old one gone", p, oldPlugin, running(oldPlugin))
+	}
 	// The same guest: the console stream opened before the swap goes on,
 	// and the file written before it is there.
 	if _, err := con.Write([]byte("cat /tmp/jw-marker && echo still-$((40+2))\r")); err != nil {
@@ -136,6 +158,24 @@ func TestBoardSurvivesASwap(t *testing.T) {
 	}
 	expectOn(t, con, "swapped")
 	expectOn(t, con, "still-42")
+
+	// A crash of the power driver's process: the exporter restarts it
+	// (configured, not Reset), and the restarted driver adopts the board.
+	crashed := pluginPid()
+	if err := syscall.Kill(crashed, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "board.power restarted", func() bool {
+		_, err := c.Call(ctx, uuid("board.power"), "state")
+		return err == nil && pluginPid() != crashed
+	})
+	if after := qemuPid(); after != before {
+		t.Fatalf("after its driver crashed the board runs qemu pid %d; want the same qemu, pid %d", after, before)
+	}
+	if _, err := con.Write([]byte("echo alive-$((50+5))\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "alive-55")
 
 	// SIGKILL gives the exporter no chance to power off: the keeper sees
 	// it go and takes qemu with it.

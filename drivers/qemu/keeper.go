@@ -172,17 +172,16 @@ func startKeeper(spec keeperSpec) (cmd *exec.Cmd, qemuPid int, err error) {
 		return nil, 0, err
 	}
 	defer pidfd.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return nil, 0, fmt.Errorf("qemu: the plugin's own binary, to start the board's keeper: %w", err)
-	}
 	specJSON, _ := json.Marshal(spec)
 	logf, err := os.OpenFile(keeperLogPath(spec.StateDir), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("qemu: the keeper's log: %w", err)
 	}
 	defer logf.Close()
-	cmd = exec.Command(self)
+	// /proc/self/exe is the binary this process runs even after a reload
+	// replaced or removed its file; the name is what ps shows.
+	cmd = exec.Command("/proc/self/exe")
+	cmd.Args = []string{"jumpwire-qemu-keeper", spec.StateDir}
 	// GORACE: a binary built with -race (the tests) would linger a second
 	// at its exit, and a board would seem on a second after qemu ended.
 	cmd.Env = []string{keeperEnv + "=" + string(specJSON), "PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0"}
