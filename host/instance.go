@@ -384,7 +384,14 @@ func (i *Instance) Reset(ctx context.Context) error {
 // Stop calls the driver's Close (bounded by ctx) and stops its process and
 // everything the process started. It is idempotent. A retired instance's
 // calls and streams still in flight end first, with the retirement reason.
-func (i *Instance) Stop(ctx context.Context) error {
+func (i *Instance) Stop(ctx context.Context) error { return i.stop(ctx, false) }
+
+// HandOver stops the instance as Stop does, for a successor that takes its
+// device over: the driver is asked to hand the device over (leave it
+// running) rather than to close it (see sdk.HandOverer).
+func (i *Instance) HandOver(ctx context.Context) error { return i.stop(ctx, true) }
+
+func (i *Instance) stop(ctx context.Context, handover bool) error {
 	if r := i.retired.Load(); r != nil {
 		i.cutOff(status.Error(codes.Unavailable, *r))
 	}
@@ -394,7 +401,7 @@ func (i *Instance) Stop(ctx context.Context) error {
 		// calls, not its Close.
 		cctx, cancel := context.WithCancelCause(ctx)
 		stop := context.AfterFunc(i.life, func() { cancel(context.Cause(i.life)) })
-		_, err = i.proc.rpc.Close(cctx, &pluginv1.CloseRequest{})
+		_, err = i.proc.rpc.Close(cctx, &pluginv1.CloseRequest{Handover: handover})
 		stop()
 		cancel(nil)
 		if err != nil {

@@ -442,10 +442,11 @@ func (s *Supervised) Swap(ctx context.Context, spec Spec, o SwapOptions) error {
 		_ = old.Drain(dctx)
 		stopDrain()
 		cancel()
-		// Close gets the drain's time again, then the process is stopped
-		// whatever its driver is doing.
+		// Closing (handing over: the successor adopts the device) gets the
+		// drain's time again, then the process is stopped whatever its
+		// driver is doing.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Drain)
-		_ = old.Stop(sctx)
+		_ = old.HandOver(sctx)
 		cancel()
 	}
 	if o.Exclusive {

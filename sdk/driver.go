@@ -28,6 +28,15 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// HandOverer is implemented by drivers whose device keeps running when
+// their process is replaced within a session (a swap to a new binary or
+// config): HandOver is called instead of Close, releases what the process
+// holds and leaves the device as it is, for the successor process (which is
+// configured, not Reset) to adopt. A driver without it is Closed.
+type HandOverer interface {
+	HandOver(ctx context.Context) error
+}
+
 // Describer is implemented by drivers whose description depends on their config.
 type Describer interface {
 	Description() string

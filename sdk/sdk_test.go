@@ -437,6 +437,44 @@ func TestLifecycleHooks(t *testing.T) {
 	wantStatus(t, "ok() after Close", err, codes.Unavailable, "the driver is closed")
 }
 
+// handingOver counts its Closes and its HandOvers.
+type handingOver struct {
+	sdk.Base
+	closes, handovers atomic.Int32
+}
+
+func (*handingOver) Exports() []sdk.Method            { return nil }
+func (d *handingOver) Close(context.Context) error    { d.closes.Add(1); return nil }
+func (d *handingOver) HandOver(context.Context) error { d.handovers.Add(1); return nil }
+
+// TestHandOver: a Close with handover set calls the driver's HandOver
+// instead of its Close (once, like Close); a driver without HandOver is
+// Closed.
+func TestHandOver(t *testing.T) {
+	t.Parallel()
+	d := &handingOver{}
+	i, err := sdktest.Configure(t, driverType("handover", d), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := i.RPC.Close(t.Context(), &pluginv1.CloseRequest{Handover: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, c := d.handovers.Load(), d.closes.Load(); h != 1 || c != 0 {
+		t.Errorf("after two handovers: HandOver ran %d times and Close %d; want 1 and 0", h, c)
+	}
+
+	plain, td := startTest(t)
+	if _, err := plain.RPC.Close(t.Context(), &pluginv1.CloseRequest{Handover: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := td.closes.Load(); n != 1 {
+		t.Errorf("a driver without HandOver, handed over: Close ran %d times, want 1", n)
+	}
+}
+
 // hookErrors is a driver whose hooks fail.
 type hookErrors struct{ sdk.Base }
 

@@ -225,7 +225,7 @@ func (s *server) Reset(ctx context.Context, _ *pluginv1.ResetRequest) (*pluginv1
 	return &pluginv1.ResetResponse{}, nil
 }
 
-func (s *server) Close(ctx context.Context, _ *pluginv1.CloseRequest) (*pluginv1.CloseResponse, error) {
+func (s *server) Close(ctx context.Context, req *pluginv1.CloseRequest) (*pluginv1.CloseResponse, error) {
 	s.mu.Lock()
 	d, already := s.driver, s.closed
 	s.closed = true
@@ -239,7 +239,16 @@ func (s *server) Close(ctx context.Context, _ *pluginv1.CloseRequest) (*pluginv1
 	case <-idle:
 	case <-ctx.Done():
 	}
-	if c, ok := d.(Closer); ok && !already {
+	if already {
+		return &pluginv1.CloseResponse{}, nil
+	}
+	if h, ok := d.(HandOverer); ok && req.GetHandover() {
+		if err := guard(ctx, "HandOver", s.logger.Error, h.HandOver); err != nil {
+			return nil, err
+		}
+		return &pluginv1.CloseResponse{}, nil
+	}
+	if c, ok := d.(Closer); ok {
 		if err := guard(ctx, "Close", s.logger.Error, c.Close); err != nil {
 			return nil, err
 		}

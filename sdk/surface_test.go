@@ -23,6 +23,7 @@ var driverSurface = []string{
 	"ExportOption", "Params", "Default", // naming a method's parameters, with defaults
 	"Resource", "ErrUploadIncomplete", // a client's upload, passed as an argument
 	"Closer", "Resetter", "Describer", "Labeler", "Defaulter",
+	"HandOverer", // a device that runs by itself survives a swap of its driver
 	// Errors: their kinds, and what a client sees of them (Code, for tests).
 	"ErrNotFound", "ErrUnsupported", "ErrInvalidArgument", "ErrUnavailable", "ErrIO", "ErrBusy",
 	"Errorf", "Code", "InvalidConfig", "ValueError",

@@ -3,6 +3,7 @@ package qemu
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -91,24 +91,25 @@ type QemuPower struct {
 	mu       sync.Mutex // held across on and off
 	vm       *vm        // nil while off
 	lastExit string     // how the last qemu ended
+	foreign  int        // the keeper of a board another exporter runs in state_dir
 }
 
-// vm is one running qemu.
+// vm is one running qemu, under its keeper (see keeper.go).
 type vm struct {
-	cmd     *exec.Cmd
-	console *hub
-	stderr  *tail
-	exited  chan struct{} // closed once qemu has exited and been reaped
-	exitErr error
-	stopped atomic.Bool // off() asked it to stop
+	keeper  int             // the keeper's pid; its process group holds qemu
+	qemu    int             // qemu's pid
+	exited  <-chan struct{} // closed once the keeper has exited
+	stopped atomic.Bool     // off() asked it to stop
 	accel   string
 	ports   map[string]int
 }
 
 // Interface guards
 var (
-	_ sdk.Driver = (*QemuPower)(nil)
-	_ sdk.Closer = (*QemuPower)(nil)
+	_ sdk.Driver     = (*QemuPower)(nil)
+	_ sdk.Closer     = (*QemuPower)(nil)
+	_ sdk.Resetter   = (*QemuPower)(nil)
+	_ sdk.HandOverer = (*QemuPower)(nil)
 )
 
 // NewPower checks the config.
@@ -158,7 +159,30 @@ func NewPower(cfg PowerConfig) (*QemuPower, error) {
 		// The exporter starts plugins with an empty environment.
 		os.Setenv("PATH", defaultPath)
 	}
-	return &QemuPower{cfg: cfg}, nil
+	p := &QemuPower{cfg: cfg}
+	p.adopt()
+	return p, nil
+}
+
+// adopt takes over the board a predecessor of this process left running
+// (it crashed, or was replaced within the session): configured, not Reset,
+// the driver reads the board's state instead of imposing one.
+func (p *QemuPower) adopt() {
+	rec, ok := readRunRecord(p.cfg.StateDir)
+	if !ok {
+		return
+	}
+	f, alive := openKeeper(rec)
+	switch {
+	case !alive:
+		os.Remove(runRecordPath(p.cfg.StateDir)) // a board that ended meanwhile
+		return
+	case rec.Owner != owner:
+		f.Close()
+		p.foreign = rec.Keeper
+		return
+	}
+	p.vm = &vm{keeper: rec.Keeper, qemu: rec.Qemu, exited: waitPidfd(f), accel: rec.Accel, ports: rec.Ports}
 }
 
 // parseSize checks a qemu memory size: a number with an optional K, M, G or T.
@@ -217,7 +241,7 @@ func (p *QemuPower) Status(context.Context) (Status, error) {
 	p.reapLocked()
 	s := Status{LastExit: p.lastExit, Console: consoleSocket(p.cfg.StateDir)}
 	if p.vm != nil {
-		s.On, s.Pid, s.Accel, s.Ports = true, p.vm.cmd.Process.Pid, p.vm.accel, p.vm.ports
+		s.On, s.Pid, s.Accel, s.Ports = true, p.vm.qemu, p.vm.accel, p.vm.ports
 	}
 	return s, nil
 }
@@ -238,15 +262,22 @@ func (p *QemuPower) reapLocked() {
 func (p *QemuPower) forgetLocked() {
 	v := p.vm
 	p.vm = nil
+	rec, recorded := readExitRecord(p.cfg.StateDir)
 	switch {
 	case v.stopped.Load():
 		p.lastExit = "powered off"
-	case v.exitErr == nil:
+	case !recorded:
+		p.lastExit = "qemu ended with its keeper (killed)"
+	case rec.Error == "":
 		p.lastExit = "qemu exited by itself (the guest powered off)"
 	default:
-		p.lastExit = fmt.Sprintf("qemu ended: %v%s", v.exitErr, v.stderr.suffix())
+		p.lastExit = fmt.Sprintf("qemu ended: %s%s", rec.Error, (&tail{buf: []byte(rec.Stderr)}).suffix())
 	}
-	v.console.close()
+	if !v.stopped.Load() {
+		p.Logger().Warn("qemu exited; the board is off", "how", p.lastExit)
+	}
+	os.Remove(runRecordPath(p.cfg.StateDir))
+	os.Remove(consoleSocket(p.cfg.StateDir)) // left behind by a killed keeper
 	for name := range v.ports {
 		os.Remove(forwardPortFile(p.cfg.StateDir, name))
 	}
@@ -260,6 +291,15 @@ func (p *QemuPower) On(ctx context.Context) error {
 	if p.vm != nil {
 		p.Logger().Warn("already powered on")
 		return nil
+	}
+	if p.foreign != 0 {
+		if rec, ok := readRunRecord(p.cfg.StateDir); ok && rec.Keeper == p.foreign {
+			if f, alive := openKeeper(rec); alive {
+				f.Close()
+				return fmt.Errorf("%w: qemu: another exporter (pid %d) runs the board in %s", sdk.ErrBusy, rec.Owner, p.cfg.StateDir)
+			}
+		}
+		p.foreign = 0
 	}
 	if err := p.checkDisk(); err != nil {
 		return err
@@ -277,47 +317,37 @@ func (p *QemuPower) On(ctx context.Context) error {
 	}
 	accel := p.accel()
 	argv := p.argv(accel, memory, ports)
-	console, err := listenConsole(consoleSocket(p.cfg.StateDir), p.cfg.Backlog, p.Logger())
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		console.close()
-		return fmt.Errorf("qemu: %w", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		console.close()
-		return fmt.Errorf("qemu: %w", err)
-	}
-	v := &vm{cmd: cmd, console: console, stderr: &tail{}, exited: make(chan struct{}), accel: accel, ports: ports}
-	cmd.Stderr = v.stderr
+	os.Remove(exitRecordPath(p.cfg.StateDir))
 	p.Logger().Info("power on", "argv", strings.Join(argv, " "))
-	if err := cmd.Start(); err != nil {
-		console.close()
-		if errors.Is(err, exec.ErrNotFound) {
-			return fmt.Errorf("%w: qemu: %s is not installed (on Debian: apt-get install qemu-system-x86 or qemu-system-arm)", sdk.ErrUnavailable, argv[0])
+	cmd, qemuPid, err := startKeeper(keeperSpec{Argv: argv, StateDir: p.cfg.StateDir, Backlog: p.cfg.Backlog})
+	if err != nil {
+		if strings.Contains(err.Error(), "is not installed") {
+			return fmt.Errorf("%w: qemu: %w", sdk.ErrUnavailable, err)
 		}
-		return fmt.Errorf("%w: qemu: start %s: %w", sdk.ErrUnavailable, argv[0], err)
+		return fmt.Errorf("%w: %w", sdk.ErrUnavailable, err)
 	}
-	console.attach(stdin, stdout)
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the keeper; how qemu ended is in its exit record
+		close(exited)
+	}()
+	v := &vm{keeper: cmd.Process.Pid, qemu: qemuPid, exited: exited, accel: accel, ports: ports}
+	start, err := startTime(v.keeper)
+	if err == nil {
+		var b []byte
+		b, err = json.Marshal(runRecord{Owner: owner, Keeper: v.keeper, KeeperStart: start, Qemu: qemuPid, Accel: accel, Ports: ports})
+		if err == nil {
+			err = writeFileAtomic(runRecordPath(p.cfg.StateDir), b)
+		}
+	}
+	if err != nil {
+		p.Logger().Error("could not record the running board; a successor of this plugin will not find it", "error", err)
+	}
 	for name, port := range ports {
 		if err := os.WriteFile(forwardPortFile(p.cfg.StateDir, name), []byte(strconv.Itoa(port)+"\n"), 0o600); err != nil {
 			p.Logger().Error("could not record a forwarded port", "forward", name, "error", err)
 		}
 	}
-	go func() {
-		v.exitErr = cmd.Wait()
-		// Whatever qemu started dies with it.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		close(v.exited)
-		if !v.stopped.Load() {
-			p.Logger().Warn("qemu exited; the board is off", "error", v.exitErr, "stderr", v.stderr.String())
-		}
-	}()
 	p.vm = v
 	// A qemu that refuses its arguments exits at once: say why.
 	select {
@@ -466,13 +496,12 @@ func (p *QemuPower) Off(context.Context) error {
 	}
 	v := p.vm
 	v.stopped.Store(true)
-	pid := v.cmd.Process.Pid
-	_ = syscall.Kill(pid, syscall.SIGTERM)
+	_ = syscall.Kill(v.qemu, syscall.SIGTERM)
 	select {
 	case <-v.exited:
 	case <-time.After(p.cfg.StopTimeout):
-		p.Logger().Warn("qemu ignored SIGTERM; killing it", "pid", pid)
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		p.Logger().Warn("qemu ignored SIGTERM; killing it", "pid", v.qemu)
+		_ = syscall.Kill(-v.keeper, syscall.SIGKILL)
 		<-v.exited
 	}
 	p.forgetLocked()
@@ -482,6 +511,30 @@ func (p *QemuPower) Off(context.Context) error {
 
 // Close powers the board off: nothing of a session outlives it.
 func (p *QemuPower) Close(ctx context.Context) error { return p.Off(ctx) }
+
+// HandOver leaves the board running for the successor process that
+// replaces this one (a swap): it adopts the board from the run record.
+func (p *QemuPower) HandOver(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reapLocked()
+	if p.vm != nil {
+		p.Logger().Info("handing the running board over to the successor", "qemu", p.vm.qemu, "keeper", p.vm.keeper)
+	}
+	return nil
+}
+
+// Reset starts a session with the board off: a board a previous session
+// left running (its Close failed) is powered off.
+func (p *QemuPower) Reset(ctx context.Context) error {
+	p.mu.Lock()
+	v := p.vm
+	p.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	return p.Off(ctx)
+}
 
 // tail keeps the last lines qemu wrote to stderr, for error messages.
 type tail struct {

@@ -347,3 +347,86 @@ func TestNextBoot(t *testing.T) {
 		t.Fatalf("on after set_disk_size 2K: %v; want INVALID_ARGUMENT refusing to shrink", err)
 	}
 }
+
+// successor configures a power driver of b as the exporter does after a
+// swap or a crash: configured, not Reset.
+func successor(t *testing.T, b board) *sdktest.Instance {
+	t.Helper()
+	next, err := sdktest.Configure(t, qemu.Power, map[string]any{"state_dir": b.dir, "binary": filepath.Join(b.dir, "qemu-fake"), "accel": "tcg", "kernel": "/boot/nothing", "stop_timeout": "200ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.Close(context.Background()) })
+	return next
+}
+
+// TestSuccessorAdoptsTheBoard: a power driver handed over (a swap) leaves
+// the board running; its successor, configured and not Reset, finds it
+// (the same qemu), serves its console and powers it off.
+func TestSuccessorAdoptsTheBoard(t *testing.T) {
+	b := newBoard(t, nil)
+	ctx := t.Context()
+	if _, err := b.power.Call(ctx, "on"); err != nil {
+		t.Fatal(err)
+	}
+	pid := int(b.status(t)["pid"].(float64))
+	conn, err := b.console.Stream(ctx, "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(conn)
+	if _, err := conn.Write([]byte("before\n")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, sc, "echo: before")
+	if err := b.power.HandOver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if gone(pid) {
+		t.Fatalf("qemu (pid %d) ended when its driver was handed over", pid)
+	}
+	next := successor(t, b)
+	v, err := next.Call(ctx, "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := v.(map[string]any); st["on"] != true || int(st["pid"].(float64)) != pid {
+		t.Fatalf("the successor's status %v; want on, with qemu pid %d", st, pid)
+	}
+	// The console stream opened before the swap goes on: the keeper serves it.
+	if _, err := conn.Write([]byte("after\n")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, sc, "echo: after")
+	if _, err := next.Call(ctx, "off"); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Fatalf("qemu (pid %d) survived the successor's off", pid)
+	}
+}
+
+// TestResetPowersOffABoardLeftOn: a new session's first process finds a
+// board still running (its predecessor's Close did not happen) and Reset
+// powers it off.
+func TestResetPowersOffABoardLeftOn(t *testing.T) {
+	b := newBoard(t, nil)
+	ctx := t.Context()
+	if _, err := b.power.Call(ctx, "on"); err != nil {
+		t.Fatal(err)
+	}
+	pid := int(b.status(t)["pid"].(float64))
+	if err := b.power.HandOver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := successor(t, b)
+	if err := next.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Fatalf("qemu (pid %d) survived Reset", pid)
+	}
+	if on, err := next.Call(ctx, "state"); err != nil || on != false {
+		t.Fatalf("state after Reset: %v, %v", on, err)
+	}
+}

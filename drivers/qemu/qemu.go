@@ -15,13 +15,17 @@
 //	    flasher: {type: storage-mux-flasher, config: {path: /var/lib/boards/b1/disk.img}}
 //	    web:     {type: qemu-forward, config: {state_dir: /var/lib/boards/b1, name: web}}
 //
-// The power driver owns the qemu process: on() starts it in its own process
-// group, off() stops it (SIGTERM, then SIGKILL to the group), and a qemu that
-// exits by itself is a board that is off. It serves the board's serial
-// console on state_dir/console.sock (every console stream gets what the
-// board printed lately, then what it prints) and writes the host port of
-// each forward to state_dir/forward-NAME.port. The disk is the storage
-// driver's image file: power refuses to boot while it is switched to the
+// The power driver runs the qemu process: on() starts it under a keeper (the
+// plugin's binary started again, in a session of its own; see keeper.go),
+// off() stops it (SIGTERM, then SIGKILL to the keeper's group), and a qemu
+// that exits by itself is a board that is off. The keeper serves the
+// board's serial console on state_dir/console.sock (every console stream
+// gets what the board printed lately, then what it prints) and lives as long
+// as the exporter, not as long as the plugin: a power plugin that crashes or
+// is swapped leaves the board running, and its successor adopts it from
+// state_dir/run.json. The power driver writes the host port of each forward
+// to state_dir/forward-NAME.port. The disk is the storage driver's image
+// file: power refuses to boot while it is switched to the
 // host or was not fully written.
 package qemu
 

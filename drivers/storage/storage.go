@@ -20,6 +20,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -165,8 +166,29 @@ func (s *Storage) switchTo(pos string) error {
 	if err := writeState(s.statePath, st); err != nil {
 		return err
 	}
+	if pos == Host {
+		s.dropDeviceCache()
+	}
 	s.Logger().Info("switched", "to", pos)
 	return nil
+}
+
+// dropDeviceCache drops a block device's page cache when it comes back to
+// the host: the board may have written the medium while it had it, and
+// reads must see that, not what the host cached before.
+func (s *Storage) dropDeviceCache() {
+	st, err := os.Stat(s.cfg.Path)
+	if err != nil || st.Mode()&fs.ModeDevice == 0 {
+		return
+	}
+	f, err := os.Open(s.cfg.Path)
+	if err == nil {
+		err = flushBuffers(f)
+		f.Close()
+	}
+	if err != nil {
+		s.Logger().Warn("could not drop the device's cache; reads may see what it held before the DUT had it", "error", err)
+	}
 }
 
 // StorageMux is the storage-mux and storage-mux-flasher driver.

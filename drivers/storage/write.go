@@ -53,7 +53,8 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 		return Result{}, err
 	}
 	defer release()
-	f, isDev, err := s.openForWrite(total)
+	f, devSize, err := s.openForWrite(total)
+	isDev := devSize >= 0
 	if err != nil {
 		return Result{}, err
 	}
@@ -64,7 +65,12 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 	}
 	s.Logger().Info("write started", "device", s.cfg.Path, "size", total)
 	start := time.Now()
-	n, sum, err := copyHashed(ctx, f, r, total, func(n int64) {
+	limit, over := total, fmt.Errorf("%w: the image is longer than its announced %d bytes", sdk.ErrInvalidArgument, total)
+	if isDev && limit == 0 {
+		// An image of unknown size (gzip) must still fit the device.
+		limit, over = devSize, fmt.Errorf("%w: the image is larger than %s (%d bytes)", sdk.ErrInvalidArgument, s.cfg.Path, devSize)
+	}
+	n, sum, err := copyHashed(ctx, &writingBack{f: f}, r, limit, over, func(n int64) {
 		if report != nil {
 			report(progressOf(n, total, start))
 		}
@@ -77,6 +83,14 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 	}
 	if err == nil {
 		err = f.Sync()
+	}
+	if err == nil && isDev {
+		// The device's own page cache goes too: what the host reads back next
+		// (or after the DUT has written the medium) comes from the device.
+		// It needs CAP_SYS_ADMIN; without it the write, fsynced, still stands.
+		if ferr := flushBuffers(f); ferr != nil {
+			s.Logger().Warn("could not drop the device's cache after the write", "error", ferr)
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -109,6 +123,22 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 	return res, nil
 }
 
+// writingBack writes to f from its start and has what it wrote written out
+// as it goes (see writeback).
+type writingBack struct {
+	f   *os.File
+	off int64
+}
+
+func (w *writingBack) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	if n > 0 {
+		writeback(w.f, w.off, int64(n))
+		w.off += int64(n)
+	}
+	return n, err
+}
+
 func progressOf(n, total int64, start time.Time) Progress {
 	p := Progress{Bytes: n, Total: total}
 	if secs := time.Since(start).Seconds(); secs > 0 {
@@ -132,13 +162,14 @@ func muxName(m string) string {
 
 // openForWrite opens the device for writing: a block device as it is (an
 // image larger than it is refused), an image file created if missing.
-func (s *Storage) openForWrite(total int64) (f *os.File, isDev bool, err error) {
+// devSize is a block device's size, -1 for an image file.
+func (s *Storage) openForWrite(total int64) (f *os.File, devSize int64, err error) {
 	st, err := os.Stat(s.cfg.Path)
 	switch {
 	case err == nil && st.Mode()&fs.ModeDevice != 0:
 		f, err = os.OpenFile(s.cfg.Path, os.O_WRONLY, 0)
 		if err != nil {
-			return nil, true, fmt.Errorf("%w: storage: open %s: %w", sdk.ErrUnavailable, s.cfg.Path, err)
+			return nil, -1, fmt.Errorf("%w: storage: open %s: %w", sdk.ErrUnavailable, s.cfg.Path, err)
 		}
 		size, err := f.Seek(0, io.SeekEnd)
 		if err == nil {
@@ -146,29 +177,35 @@ func (s *Storage) openForWrite(total int64) (f *os.File, isDev bool, err error) 
 		}
 		if err != nil {
 			f.Close()
-			return nil, true, fmt.Errorf("%w: storage: size of %s: %w", sdk.ErrIO, s.cfg.Path, err)
+			return nil, -1, fmt.Errorf("%w: storage: size of %s: %w", sdk.ErrIO, s.cfg.Path, err)
 		}
 		if total > size {
 			f.Close()
-			return nil, true, fmt.Errorf("%w: storage: the image is %d bytes, larger than %s (%d bytes)", sdk.ErrInvalidArgument, total, s.cfg.Path, size)
+			return nil, -1, fmt.Errorf("%w: storage: the image is %d bytes, larger than %s (%d bytes)", sdk.ErrInvalidArgument, total, s.cfg.Path, size)
 		}
-		return f, true, nil
+		if size == 0 {
+			f.Close()
+			return nil, -1, fmt.Errorf("%w: storage: %s has no medium (its size is 0)", sdk.ErrUnavailable, s.cfg.Path)
+		}
+		return f, size, nil
 	case err == nil && !st.Mode().IsRegular():
-		return nil, false, fmt.Errorf("%w: storage: %s is neither a block device nor a regular file", sdk.ErrUnavailable, s.cfg.Path)
+		return nil, -1, fmt.Errorf("%w: storage: %s is neither a block device nor a regular file", sdk.ErrUnavailable, s.cfg.Path)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return nil, false, fmt.Errorf("%w: storage: %w", sdk.ErrUnavailable, err)
+		return nil, -1, fmt.Errorf("%w: storage: %w", sdk.ErrUnavailable, err)
 	}
 	f, err = os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: storage: open %s: %w", sdk.ErrUnavailable, s.cfg.Path, err)
+		return nil, -1, fmt.Errorf("%w: storage: open %s: %w", sdk.ErrUnavailable, s.cfg.Path, err)
 	}
-	return f, false, nil
+	return f, -1, nil
 }
 
 // copyHashed copies r to w while hashing what it copies. Reading, writing
-// and hashing run concurrently on different buffers. progress is called at
-// most every progressEvery with the bytes written so far.
-func copyHashed(ctx context.Context, w io.Writer, r io.Reader, total int64, progress func(int64)) (int64, []byte, error) {
+// and hashing run concurrently on different buffers. An r longer than limit
+// (when limit > 0) fails with over, and nothing beyond limit is written.
+// progress is called at most every progressEvery with the bytes written so
+// far.
+func copyHashed(ctx context.Context, w io.Writer, r io.Reader, limit int64, over error, progress func(int64)) (int64, []byte, error) {
 	free := make(chan []byte, bufCount)
 	for range bufCount {
 		free <- make([]byte, bufSize)
@@ -232,6 +269,9 @@ func copyHashed(ctx context.Context, w io.Writer, r io.Reader, total int64, prog
 		if !ok {
 			return n, nil, errors.New("storage: reader stopped")
 		}
+		if limit > 0 && n+int64(len(c.b)) > limit {
+			return n, nil, over
+		}
 		if len(c.b) > 0 {
 			m, err := w.Write(c.b)
 			n += int64(m)
@@ -247,9 +287,6 @@ func copyHashed(ctx context.Context, w io.Writer, r io.Reader, total int64, prog
 		}
 		if c.err != nil {
 			return n, nil, fmt.Errorf("reading the image: %w", c.err)
-		}
-		if total > 0 && n > total {
-			return n, nil, fmt.Errorf("%w: the image is longer than its announced %d bytes", sdk.ErrInvalidArgument, total)
 		}
 		if time.Since(last) >= progressEvery {
 			last = time.Now()

@@ -18,7 +18,8 @@ const Version = 1
 // minor 3 marks the plugin's own errors ([DriverErrorTrailer]); minor 4
 // tells a plugin of its instance's configured children
 // (ConfigureRequest.children) and serves it the Children service to call
-// them.
+// them, and sets CloseRequest.handover on a swap (a plugin that does not
+// know it closes as before).
 const Minor = 4
 
 // PluginName is the name under which a plugin binary serves its driver.

@@ -251,6 +251,21 @@ func (i *Instance) Close(ctx context.Context) error {
 	return err
 }
 
+// HandOver stops the instance as the exporter does when a successor process
+// replaces it within a session (a swap): Close with handover set, which a
+// driver implementing sdk.HandOverer answers by leaving its device running.
+// Idempotent, and exclusive with Close.
+func (i *Instance) HandOver(ctx context.Context) error {
+	var err error
+	i.stopOnce.Do(func() {
+		_, err = i.RPC.Close(ctx, &pluginv1.CloseRequest{Handover: true})
+		if i.stop != nil {
+			i.stop()
+		}
+	})
+	return err
+}
+
 // Reset resets the instance.
 func (i *Instance) Reset(ctx context.Context) error {
 	_, err := i.RPC.Reset(ctx, &pluginv1.ResetRequest{})

@@ -186,8 +186,10 @@ class ResetResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CloseRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("handover",)
+    HANDOVER_FIELD_NUMBER: _ClassVar[int]
+    handover: bool
+    def __init__(self, handover: _Optional[bool] = ...) -> None: ...
 
 class CloseResponse(_message.Message):
     __slots__ = ()

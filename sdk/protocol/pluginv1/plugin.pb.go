@@ -1052,7 +1052,12 @@ func (*ResetResponse) Descriptor() ([]byte, []int) {
 }
 
 type CloseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// handover is set when a successor process takes the instance over
+	// within the session (a swap): the driver releases what its process holds
+	// but leaves its device as it is for the successor to adopt (a board
+	// stays powered). Unset, Close ends the session's use of the device.
+	Handover      bool `protobuf:"varint,1,opt,name=handover,proto3" json:"handover,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1085,6 +1090,13 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
 	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CloseRequest) GetHandover() bool {
+	if x != nil {
+		return x.Handover
+	}
+	return false
 }
 
 type CloseResponse struct {
@@ -1245,8 +1257,9 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fCallResponse\x12.\n" +
 	"\x06result\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x06result\"\x0e\n" +
 	"\fResetRequest\"\x0f\n" +
-	"\rResetResponse\"\x0e\n" +
-	"\fCloseRequest\"\x0f\n" +
+	"\rResetResponse\"*\n" +
+	"\fCloseRequest\x12\x1a\n" +
+	"\bhandover\x18\x01 \x01(\bR\bhandover\"\x0f\n" +
 	"\rCloseResponse\"T\n" +
 	"\x05Frame\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x121\n" +

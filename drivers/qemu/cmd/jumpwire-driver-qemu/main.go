@@ -11,5 +11,7 @@ import (
 var version = "0.1.0"
 
 func main() {
+	qemu.KeeperMain() // a board's keeper is this binary started again
+	qemu.KeepWithParent()
 	sdk.Serve(sdk.Plugin{Version: version, Drivers: []sdk.Type{qemu.Board, qemu.Power, qemu.Console, qemu.Forwarded}})
 }

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jumpwire-dev/jumpwire/client"
+	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+)
+
+// TestBoardSurvivesASwap: replacing the board's power driver within a
+// session (jw reload after its config changed) does not power the board
+// off: the successor adopts the running guest, which keeps what it had
+// (a file written before the swap), and off() still reaches it. Killing
+// the exporter (SIGKILL) then leaves no qemu and no keeper behind.
+func TestBoardSurvivesASwap(t *testing.T) {
+	img := os.Getenv("JUMPWIRE_BOARD_IMAGE")
+	if img == "" {
+		t.Skip("JUMPWIRE_BOARD_IMAGE is not set: `make test` builds the board image (make image) and sets it")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatalf("qemu is not installed (make board-deps installs it): %v", err)
+	}
+	jw := jwBinary(t)
+	for _, d := range []string{"qemu", "storage", "shell"} {
+		dst := filepath.Join(filepath.Dir(jw), "plugins", "jumpwire-driver-"+d)
+		if err := os.Link(testbin.Build(t, "./drivers/"+d+"/cmd/jumpwire-driver-"+d), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	tmpl, err := os.ReadFile(filepath.Join(testbin.Root(t), "examples", "qemu-board.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "exporter.yaml")
+	conf := strings.NewReplacer("BOARD_DIR", dir, "BOARD_IMAGE", img).Replace(string(tmpl))
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "e.sock")
+	exp := exec.Command(jw, "run", "-c", cfg, "--listen", "unix://"+sock)
+	exp.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=")
+	var expLog bytes.Buffer
+	exp.Stderr = &expLog
+	if err := exp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = exp.Process.Kill()
+			_ = exp.Wait()
+		}
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", expLog.String())
+		}
+	})
+	waitFor(t, "the exporter listens", func() bool { _, err := os.Stat(sock); return err == nil })
+	if out, err := exec.Command(jw, "--host", "unix://"+sock, "flash", "board.flasher", filepath.Join(img, "disk.img.gz")).CombinedOutput(); err != nil {
+		t.Fatalf("jw flash: %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix://"+sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tree, err := c.Tree(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := func(path string) string {
+		d, err := tree.Lookup(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.UUID
+	}
+	qemuPid := func() int {
+		ps, err := c.Call(ctx, uuid("board.power"), "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := ps.(map[string]any)
+		if m["on"] != true {
+			t.Fatalf("board.power status %v; want on", m)
+		}
+		return int(m["pid"].(float64))
+	}
+	// pluginPid is the pid of the power driver's process, as the exporter
+	// reports it.
+	pluginPid := func() int {
+		tr, err := c.Tree(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := tr.Lookup("board.power")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(d.Labels["jumpwire.dev/pid"])
+		if err != nil {
+			t.Fatalf("board.power's labels %v: no pid", d.Labels)
+		}
+		return pid
+	}
+	if _, err := c.Call(ctx, uuid("board.power"), "on"); err != nil {
+		t.Fatal(err)
+	}
+	before := qemuPid()
+	oldPlugin := pluginPid()
+	con, err := c.Stream(ctx, uuid("board.console"), "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer con.Close()
+	expectOn(t, con, "login:")
+	if _, err := con.Write([]byte("root\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "# ")
+	if _, err := con.Write([]byte("echo swapped > /tmp/jw-marker && echo written-$((20+1))\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "written-21")
+
+	// A changed config swaps the power driver's process.
+	conf = strings.Replace(conf, "memory: 256M", "memory: 256M\n          stop_timeout: 6s", 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(jw, "--host", "unix://"+sock, "reload").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "board.power") {
+		t.Fatalf("jw reload: %v\n%s\nwant board.power swapped", err, out)
+	}
+	if after := qemuPid(); after != before {
+		t.Fatalf("after the swap the board runs qemu pid %d; want the same qemu, pid %d", after, before)
+	}
+	if p := pluginPid(); p == oldPlugin || running(oldPlugin) {
+		t.Fatalf("board.power runs in pid %d after the swap, and %d runs: %v; want a new process, the old one gone", p, oldPlugin, running(oldPlugin))
+	}
+	// The same guest: the console stream opened before the swap goes on,
+	// and the file written before it is there.
+	if _, err := con.Write([]byte("echo still-$(cat /tmp/jw-marker)-$((40+2))\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "still-swapped-42")
+
+	// A crash of the power driver's process: the exporter restarts it
+	// (configured, not Reset), and the restarted driver adopts the board.
+	crashed := pluginPid()
+	if err := syscall.Kill(crashed, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "board.power restarted", func() bool {
+		_, err := c.Call(ctx, uuid("board.power"), "state")
+		return err == nil && pluginPid() != crashed
+	})
+	if after := qemuPid(); after != before {
+		t.Fatalf("after its driver crashed the board runs qemu pid %d; want the same qemu, pid %d", after, before)
+	}
+	if _, err := con.Write([]byte("echo alive-$((50+5))\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "alive-55")
+
+	// SIGKILL gives the exporter no chance to power off: the keeper sees
+	// it go and takes qemu with it.
+	run, err := os.ReadFile(filepath.Join(dir, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct{ Keeper int }
+	if err := json.Unmarshal(run, &rec); err != nil || rec.Keeper == 0 {
+		t.Fatalf("run.json %s: %v", run, err)
+	}
+	if err := exp.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = exp.Wait()
+	killed = true
+	waitFor(t, "qemu and its keeper end with the exporter", func() bool { return !running(before) && !running(rec.Keeper) })
+}
