@@ -83,7 +83,9 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// broke marks a failed send as the download breaking off.
+// broke marks a failed send as the download breaking off. The stream's
+// gRPC status is kept as text only, so the error kind a driver wraps this in
+// is the one the client sees.
 func (d *download) broke(err error) error {
 	if err == nil {
 		return nil
@@ -91,7 +93,7 @@ func (d *download) broke(err error) error {
 	if errors.Is(err, io.EOF) && d.u.conn.ctx.Err() == nil {
 		err = errors.New("the exporter ended the stream")
 	}
-	return fmt.Errorf("%w: %w", ErrDownloadIncomplete, err)
+	return fmt.Errorf("%w: %v", ErrDownloadIncomplete, err)
 }
 
 // downloadArg reads the handle argument v and waits for its stream, as

@@ -17,6 +17,7 @@ import (
 type offered struct {
 	handle string
 	body   host.FrameSource
+	sink   host.FrameSink // where what the driver writes goes (a download)
 
 	claimed chan struct{} // closed when a call takes it
 	done    chan struct{} // closed when the call is over with it
@@ -33,13 +34,15 @@ func (o *offered) finish(err error) {
 	})
 }
 
-// Offer registers body, a client's upload to the instance uuid, under a new
+// Offer registers a client's resource to the instance uuid, under a new
 // handle (a random UUID): a later call whose arguments name the handle reads
-// it. wait blocks until that call is over with the upload (nil, or the
-// body's error that broke it off), or until ctx (the client's upload
-// stream) or the session ends first; the handle is gone then. An upload
-// counts against the session's byte streams.
-func (s *Session) Offer(ctx context.Context, uuid string, body host.FrameSource) (handle string, wait func() error, err error) {
+// body (the client's upload) and writes to sink (a download; the sink is
+// ended, see host.FrameSink, once the resource reached the driver). wait blocks
+// until that call is over with the resource (nil, or the error that broke it
+// off), or until ctx (the client's resource stream) or the session ends
+// first; the handle is gone then. A resource counts against the session's
+// byte streams.
+func (s *Session) Offer(ctx context.Context, uuid string, body host.FrameSource, sink host.FrameSink) (handle string, wait func() error, err error) {
 	if _, err := s.Instance(uuid); err != nil {
 		return "", nil, err
 	}
@@ -47,7 +50,7 @@ func (s *Session) Offer(ctx context.Context, uuid string, body host.FrameSource)
 	if err != nil {
 		return "", nil, err
 	}
-	o := &offered{handle: newUUID(), body: body, claimed: make(chan struct{}), done: make(chan struct{})}
+	o := &offered{handle: newUUID(), body: body, sink: sink, claimed: make(chan struct{}), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.uploads == nil {
 		s.uploads = map[string]*offered{}
@@ -142,7 +145,7 @@ func handleUUID(v *structpb.Value) (string, bool) {
 func hostUploads(taken []*offered) []host.Upload {
 	ups := make([]host.Upload, len(taken))
 	for i, o := range taken {
-		ups[i] = host.Upload{UUID: o.handle, Body: o.body, Done: o.finish}
+		ups[i] = host.Upload{UUID: o.handle, Body: o.body, Sink: o.sink, Done: o.finish}
 	}
 	return ups
 }
