@@ -56,12 +56,13 @@ type FrameSink interface {
 
 // feed relays resources between the client and the driver while a call
 // made with the returned context runs; stop ends the relays (the call is
-// over) and waits for them. When a relay cannot open its stream, the call's
-// context is cancelled with the reason, as the driver would otherwise wait
-// for the resource forever.
-func (i *Instance) feed(ctx context.Context, uploads []Upload) (context.Context, func()) {
+// over; ok says it succeeded, so what the driver wrote is let through to its
+// end first, see drain) and waits for them. When a relay cannot open its
+// stream, the call's context is cancelled with the reason, as the driver
+// would otherwise wait for the resource forever.
+func (i *Instance) feed(ctx context.Context, uploads []Upload) (context.Context, func(ok bool)) {
 	if len(uploads) == 0 {
-		return ctx, func() {}
+		return ctx, func(bool) {}
 	}
 	callCtx, cancel := context.WithCancelCause(ctx)
 	if m := i.proc.info.GetProtocolMinor(); m < uploadsMinor {
@@ -75,7 +76,7 @@ func (i *Instance) feed(ctx context.Context, uploads []Upload) (context.Context,
 			}
 			up.Done(nil)
 		}
-		return callCtx, func() { cancel(context.Canceled) }
+		return callCtx, func(bool) { cancel(context.Canceled) }
 	}
 	// The relays outlive the call a little: what the driver wrote just
 	// before it returned may still be on its way (see drain).
@@ -96,8 +97,10 @@ func (i *Instance) feed(ctx context.Context, uploads []Upload) (context.Context,
 			up.Done(err)
 		})
 	}
-	return callCtx, func() {
-		drain(relays, &wg)
+	return callCtx, func(ok bool) {
+		if ok {
+			drain(relays, &wg)
+		}
 		stopRelays()
 		cancel(context.Canceled)
 		wg.Wait()

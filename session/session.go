@@ -301,6 +301,8 @@ func (s *Session) Call(ctx context.Context, uuid, method string, args []*structp
 		if broke := brokenUpload(taken); broke != nil {
 			err = broke
 		}
+	} else if broke := brokenDownload(taken); broke != nil {
+		v, err = nil, broke
 	}
 	return v, s.cause(ctx, err)
 }

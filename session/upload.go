@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -22,6 +23,8 @@ type offered struct {
 	claimed chan struct{} // closed when a call takes it
 	done    chan struct{} // closed when the call is over with it
 	err     error         // why it broke off; set before done is closed
+
+	downloadErr error // why what the driver wrote did not reach the client whole; set before done is closed
 	once    sync.Once
 }
 
@@ -145,9 +148,41 @@ func handleUUID(v *structpb.Value) (string, bool) {
 func hostUploads(taken []*offered) []host.Upload {
 	ups := make([]host.Upload, len(taken))
 	for i, o := range taken {
-		ups[i] = host.Upload{UUID: o.handle, Body: o.body, Sink: o.sink, Done: o.finish}
+		up := host.Upload{UUID: o.handle, Body: o.body, Done: o.finish}
+		if o.sink != nil {
+			up.Sink = endRecorder{o}
+		}
+		ups[i] = up
 	}
 	return ups
+}
+
+// endRecorder passes a download on to the offered resource's sink and
+// keeps how it ended.
+type endRecorder struct{ o *offered }
+
+func (r endRecorder) Send(f *protocol.Frame) error { return r.o.sink.Send(f) }
+
+func (r endRecorder) End(err error) {
+	r.o.downloadErr = err
+	r.o.sink.End(err)
+}
+
+// brokenDownload returns why a download of a call that succeeded did not
+// reach its client whole: the driver may finish writing into the
+// flow-control windows before the client's side fails, and the call must
+// not look successful then.
+func brokenDownload(taken []*offered) error {
+	for _, o := range taken {
+		select {
+		case <-o.done:
+			if o.downloadErr != nil {
+				return o.downloadErr
+			}
+		default:
+		}
+	}
+	return nil
 }
 
 // brokenUpload returns the error that broke off one of the uploads, if any:
