@@ -25,7 +25,7 @@ type offered struct {
 	err     error         // why it broke off; set before done is closed
 
 	downloadErr error // why what the driver wrote did not reach the client whole; set before done is closed
-	once    sync.Once
+	once        sync.Once
 }
 
 // finish records how the upload ended (the first time only) and releases
