@@ -32,7 +32,7 @@ func TestDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	shell := func(args ...string) (string, error) {
-		cmd := exec.Command(jw, append([]string{"shell", "-c", cfg, "--", "sh", "-c", strings.Join(args, " ")})...)
+		cmd := exec.Command(jw, "shell", "-c", cfg, "--", "sh", "-c", strings.Join(args, " "))
 		cmd.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=", "PATH="+filepath.Dir(jw)+":"+os.Getenv("PATH"))
 		out, err := cmd.CombinedOutput()
 		return string(out), err
