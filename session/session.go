@@ -353,6 +353,12 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 				return
 			}
 		}
+		if failed == nil {
+			if broke := brokenDownload(taken); broke != nil {
+				failed = broke
+				yield(nil, broke)
+			}
+		}
 	}
 }
 
