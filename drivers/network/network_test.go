@@ -269,10 +269,17 @@ func TestClientGone(t *testing.T) {
 func TestTargetReset(t *testing.T) {
 	l, cfg := streamKinds[0].listen(t)
 	cfg = serve(t, func(*testing.T) (net.Listener, map[string]any) { return l, cfg }, func(c net.Conn) {
+		// The reset follows the client's first byte: a reset that came
+		// while the driver was still connecting would fail the connect
+		// instead (ECONNRESET from connect), which TestUnreachable covers.
+		c.Read(make([]byte, 1))
 		c.Write([]byte("bye"))
 		c.(*net.TCPConn).SetLinger(0) // close with a reset
 	})
 	c := connect(t, sdktest.Start(t, network.TCP, cfg))
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
 	_, err := io.ReadAll(c)
 	wantStatus(t, err, codes.Internal, fmt.Sprintf("tcp://127.0.0.1:%v: read: connection reset by peer", cfg["port"]))
 }
