@@ -248,16 +248,41 @@ class Distribution:
 
 
 @functools.cache
+def _distribution(top: str) -> md.Distribution | None:
+    """The installed distribution that provides the top-level module top.
+
+    Most distributions are named after their module (jumpstarter_driver_shell
+    comes from jumpstarter-driver-shell): that one is found by name, which is
+    quick, when its files hold the module. Otherwise every installed
+    distribution is read (importlib.metadata.packages_distributions), which
+    takes hundreds of milliseconds in a large environment."""
+    try:
+        dist = md.distribution(top)
+    except md.PackageNotFoundError:
+        dist = None
+    if dist is not None and any(f.parts and f.parts[0] in (top, top + ".py") for f in dist.files or ()):
+        return dist
+    names = md.packages_distributions().get(top, [])
+    return md.distribution(names[0]) if names else None
+
+
+def version_of(path: str) -> str:
+    """The version of the installed distribution providing the class at path
+    ("" if none does): what Describe answers, without distribution_of's hash."""
+    dist = _distribution(path.split(".")[0])
+    return dist.version if dist is not None else ""
+
+
+@functools.cache
 def distribution_of(path: str) -> Distribution:
     """Finds the installed distribution that provides the module of path."""
     top = path.split(".")[0]
-    names = md.packages_distributions().get(top, [])
-    if not names:
+    dist = _distribution(top)
+    if dist is None:
         return Distribution()
-    dist = md.distribution(names[0])
     record = dist.locate_file(f"{dist._path.name}/RECORD") if hasattr(dist, "_path") else ""
     return Distribution(
-        name=dist.metadata["Name"] or names[0],
+        name=dist.metadata["Name"] or top,
         version=dist.version,
         sha256=content_hash(dist),
         record=str(record) if record and os.path.exists(str(record)) else "",
