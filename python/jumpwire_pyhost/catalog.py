@@ -166,7 +166,14 @@ def describe_method(name: str, fn: Any, kind: int) -> pb.Method:
 
 def exported_methods(obj: Any) -> list[pb.Method]:
     """The @export and @exportstream methods of a driver class or instance, by name."""
-    cls = obj if inspect.isclass(obj) else type(obj)
+    return list(_class_methods(obj if inspect.isclass(obj) else type(obj)))
+
+
+@functools.cache
+def _class_methods(cls: type) -> tuple[pb.Method, ...]:
+    # Worked out once per class (inspect.signature is slow): the zygote's
+    # answer for the classes it preloads is every instance's. The markers
+    # are on the class's functions, so its instances export the same.
     methods = []
     for name in sorted(dir(cls)):
         if name.startswith("__"):
@@ -177,7 +184,7 @@ def exported_methods(obj: Any) -> list[pb.Method]:
         kind = method_kind(fn)
         if kind is not None:
             methods.append(describe_method(name, fn, kind))
-    return methods
+    return tuple(methods)
 
 
 def first_line(doc: str | None) -> str:
@@ -266,6 +273,7 @@ def _distribution(top: str) -> md.Distribution | None:
     return md.distribution(names[0]) if names else None
 
 
+@functools.cache
 def version_of(path: str) -> str:
     """The version of the installed distribution providing the class at path
     ("" if none does): what Describe answers, without distribution_of's hash."""
