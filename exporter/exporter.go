@@ -175,6 +175,10 @@ func New(ctx context.Context, o Options) (*Exporter, error) {
 			}
 		}()
 	}
+	// The zygote's imports take as long as upstream's exporter takes to
+	// start: an instance that names Python starts them now, while the Go
+	// plugins are hashed and the types resolved.
+	e.prestartNamedPython()
 	// Every problem at once: types that resolve are started (which is how
 	// their drivers check their configs) even when others do not.
 	errs := e.resolve(ctx, e.nodes)
@@ -308,6 +312,31 @@ func (e *Exporter) prestartZygotes() {
 		if n.entry != nil && n.entry.Python != nil && !seen[n.entry.Binary] {
 			seen[n.entry.Binary] = true
 			e.zygotes.Prestart(n.entry.Binary)
+		}
+	}
+}
+
+// prestartNamedPython starts the zygote of each interpreter that an
+// instance's `plugin: python[:INTERPRETER]` names, before its type resolves
+// (an instance whose type is not importable fails to resolve, and the zygote
+// then goes unused until the exporter stops).
+func (e *Exporter) prestartNamedPython() {
+	if e.zygotes == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, n := range e.nodes {
+		if !n.isDriver() {
+			continue
+		}
+		py, ok := strings.CutPrefix(n.inst.Plugin, plugins.PythonPlugin)
+		if !ok || py != "" && py[0] != ':' {
+			continue
+		}
+		interp, err := e.catalog.InterpreterOf(strings.TrimPrefix(py, ":"))
+		if err == nil && !seen[interp] {
+			seen[interp] = true
+			e.zygotes.Prestart(interp)
 		}
 	}
 }

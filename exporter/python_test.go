@@ -276,6 +276,9 @@ func TestPythonTypeProblems(t *testing.T) {
 		{"missing package", "type: jumpstarter_driver_nosuch.driver.Thing",
 			`unknown driver type "jumpstarter_driver_nosuch.driver.Thing": no Go plugin provides it and ` + py +
 				` cannot import it: no module named 'jumpstarter_driver_nosuch': pip install jumpstarter-driver-nosuch`},
+		// The zygote starts before the type resolves, and stops with the exporter that failed.
+		{"missing package, named python", "type: jumpstarter_driver_nosuch.driver.Thing\n    plugin: python",
+			`cannot import it: no module named 'jumpstarter_driver_nosuch': pip install jumpstarter-driver-nosuch`},
 		{"version pin", "type: jumpstarter_driver_shell.driver.Shell\n    version: 9.9.9\n    config: {methods: {}}", `version`},
 		{"bad config", "type: jumpstarter_driver_shell.driver.Shell\n    config: {timeout: 3}", `methods: required, missing`},
 	} {

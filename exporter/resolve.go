@@ -44,27 +44,25 @@ func (e *Exporter) resolve(ctx context.Context, nodes []*node) config.Errors {
 // they cannot import is reported by resolveNode.
 func (e *Exporter) learnPython(ctx context.Context, nodes []*node) {
 	byPython := map[string][]string{}
+	var maybe []string // types without `plugin:`: Python's if no Go binary provides them
 	for _, n := range nodes {
 		if !n.isDriver() {
 			continue
 		}
 		if py, ok := strings.CutPrefix(n.inst.Plugin, plugins.PythonPlugin); ok && (py == "" || py[0] == ':') {
+			// Named: asked of Python whatever the Go binaries provide (so
+			// the binaries are not hashed on their account).
 			byPython[strings.TrimPrefix(py, ":")] = append(byPython[strings.TrimPrefix(py, ":")], n.inst.Type)
 		} else if n.inst.Plugin == "" {
-			byPython[""] = append(byPython[""], n.inst.Type)
+			maybe = append(maybe, n.inst.Type)
+		}
+	}
+	for _, t := range maybe {
+		if !e.catalog.ProvidedByBinary(ctx, t) {
+			byPython[""] = append(byPython[""], t)
 		}
 	}
 	for py, types := range byPython {
-		if py == "" {
-			// Only the types no Go binary provides.
-			var left []string
-			for _, t := range types {
-				if !e.catalog.ProvidedByBinary(ctx, t) {
-					left = append(left, t)
-				}
-			}
-			types = left
-		}
 		if err := e.catalog.LearnPython(ctx, py, types); err != nil {
 			e.logger.Debug("asking python about driver types", "error", err)
 		}

@@ -55,6 +55,14 @@ func (c *Catalog) PythonNamed() bool { return c.python != "" }
 // directory means its bin/python, a bare name is looked up on PATH.
 func (c *Catalog) Interpreter() (string, error) { return resolvePython(c.python) }
 
+// InterpreterOf resolves python as LookupPython does: "" is the catalog's.
+func (c *Catalog) InterpreterOf(python string) (string, error) {
+	if python == "" {
+		python = c.python
+	}
+	return resolvePython(python)
+}
+
 func resolvePython(python string) (string, error) {
 	if python == "" {
 		python = DefaultPython

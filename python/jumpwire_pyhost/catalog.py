@@ -166,7 +166,14 @@ def describe_method(name: str, fn: Any, kind: int) -> pb.Method:
 
 def exported_methods(obj: Any) -> list[pb.Method]:
     """The @export and @exportstream methods of a driver class or instance, by name."""
-    cls = obj if inspect.isclass(obj) else type(obj)
+    return list(_class_methods(obj if inspect.isclass(obj) else type(obj)))
+
+
+@functools.cache
+def _class_methods(cls: type) -> tuple[pb.Method, ...]:
+    # Worked out once per class (inspect.signature is slow): the zygote's
+    # answer for the classes it preloads is every instance's. The markers
+    # are on the class's functions, so its instances export the same.
     methods = []
     for name in sorted(dir(cls)):
         if name.startswith("__"):
@@ -177,7 +184,7 @@ def exported_methods(obj: Any) -> list[pb.Method]:
         kind = method_kind(fn)
         if kind is not None:
             methods.append(describe_method(name, fn, kind))
-    return methods
+    return tuple(methods)
 
 
 def first_line(doc: str | None) -> str:
@@ -248,16 +255,42 @@ class Distribution:
 
 
 @functools.cache
+def _distribution(top: str) -> md.Distribution | None:
+    """The installed distribution that provides the top-level module top.
+
+    Most distributions are named after their module (jumpstarter_driver_shell
+    comes from jumpstarter-driver-shell): that one is found by name, which is
+    quick, when its files hold the module. Otherwise every installed
+    distribution is read (importlib.metadata.packages_distributions), which
+    takes hundreds of milliseconds in a large environment."""
+    try:
+        dist = md.distribution(top)
+    except md.PackageNotFoundError:
+        dist = None
+    if dist is not None and any(f.parts and f.parts[0] in (top, top + ".py") for f in dist.files or ()):
+        return dist
+    names = md.packages_distributions().get(top, [])
+    return md.distribution(names[0]) if names else None
+
+
+@functools.cache
+def version_of(path: str) -> str:
+    """The version of the installed distribution providing the class at path
+    ("" if none does): what Describe answers, without distribution_of's hash."""
+    dist = _distribution(path.split(".")[0])
+    return dist.version if dist is not None else ""
+
+
+@functools.cache
 def distribution_of(path: str) -> Distribution:
     """Finds the installed distribution that provides the module of path."""
     top = path.split(".")[0]
-    names = md.packages_distributions().get(top, [])
-    if not names:
+    dist = _distribution(top)
+    if dist is None:
         return Distribution()
-    dist = md.distribution(names[0])
     record = dist.locate_file(f"{dist._path.name}/RECORD") if hasattr(dist, "_path") else ""
     return Distribution(
-        name=dist.metadata["Name"] or names[0],
+        name=dist.metadata["Name"] or top,
         version=dist.version,
         sha256=content_hash(dist),
         record=str(record) if record and os.path.exists(str(record)) else "",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
-from datetime import UTC, datetime
+import time
 from typing import IO, Any
 
 _LEVELS = {
@@ -22,7 +23,27 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 
 class HclogFormatter(logging.Formatter):
-    """Formats a record as one hclog JSON line."""
+    """Formats a record as one hclog JSON line.
+
+    A driver may log on every call (upstream's MockPower does): the
+    timestamp's seconds are formatted once a second, and only the keys a
+    record has beyond the standard ones are looked at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self, created: float) -> str:
+        # Rounded as datetime.fromtimestamp rounds.
+        frac, whole = math.modf(created)
+        second, micros = int(whole), round(frac * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{micros:06d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         level = _LEVELS.get(record.levelno) or ("trace" if record.levelno < logging.DEBUG else "error")
@@ -30,12 +51,14 @@ class HclogFormatter(logging.Formatter):
             "@level": level,
             "@message": record.getMessage(),
             "@module": record.name,
-            "@timestamp": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "@timestamp": self._timestamp(record.created),
         }
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        for k, v in vars(record).items():
-            if k not in _STANDARD and not k.startswith("_"):
+        attrs = vars(record)
+        for k in attrs.keys() - _STANDARD:
+            if not k.startswith("_"):
+                v = attrs[k]
                 entry[k] = v if isinstance(v, str | int | float | bool) or v is None else repr(v)
         return json.dumps(entry, ensure_ascii=False)
 

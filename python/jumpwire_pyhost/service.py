@@ -17,7 +17,7 @@ from jumpstarter.common.serde import decode_value, encode_value
 
 import jumpwire_pyhost
 from jumpwire_pyhost import DRIVER_ERROR_TRAILER, INSTANCE_HEADER, METHOD_HEADER, PROTOCOL_MINOR, RESOURCE_HEADER
-from jumpwire_pyhost.catalog import TypeNotFound, describe_type, distribution_of, method_kind
+from jumpwire_pyhost.catalog import TypeNotFound, describe_type, method_kind, version_of
 from jumpwire_pyhost.children import ChildError
 from jumpwire_pyhost.pb import plugin_pb2 as pb
 from jumpwire_pyhost.pb import plugin_pb2_grpc as pbg
@@ -86,7 +86,7 @@ class DriverService(pbg.DriverServicer):
             resp.types.append(describe_type(self.type_path))
         except TypeNotFound as e:
             await _abort(context, grpc.StatusCode.NOT_FOUND, f"{self.type_path}: {e}")
-        resp.version = distribution_of(self.type_path).version
+        resp.version = version_of(self.type_path)
         return resp
 
     async def Configure(self, request: pb.ConfigureRequest, context: grpc.aio.ServicerContext) -> pb.ConfigureResponse:
