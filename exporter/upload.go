@@ -59,7 +59,9 @@ func serveUpload(cs jumpstarterv1.RouterService_StreamServer, sess *session.Sess
 		defer d.close() // once wait returns, nothing reads it any more
 		src = d
 	}
-	handle, wait, err := sess.Offer(cs.Context(), uuid, src)
+	sink := &downloadSink{cs: cs, encoding: encoding}
+	defer sink.release()
+	handle, wait, err := sess.Offer(cs.Context(), uuid, src, sink)
 	if err != nil {
 		return err
 	}
@@ -77,10 +79,15 @@ func serveUpload(cs jumpstarterv1.RouterService_StreamServer, sess *session.Sess
 	if err := wait(); err != nil {
 		return uploadStatus(err)
 	}
+	// What the driver wrote (a download) has reached the client; without
+	// the GOAWAY that follows, a client knows its copy is incomplete.
+	if err := sink.finish(); err != nil {
+		return uploadStatus(err)
+	}
 	if err := cs.SendMsg(protocol.Control(protocol.KindGoaway)); err != nil {
 		return err
 	}
-	return status.Error(codes.Aborted, "upload read by the driver")
+	return status.Error(codes.Aborted, "resource stream over")
 }
 
 // uploadStatus is the status an upload stream ends with when it broke off.
@@ -128,8 +135,9 @@ func (b *uploadBody) Next() (*protocol.Frame, error) {
 
 // uploadReader reads an upload's bytes, for a decompressor.
 type uploadReader struct {
-	body *uploadBody
-	cur  *protocol.Frame
+	body  *uploadBody
+	cur   *protocol.Frame
+	total int64 // bytes read
 }
 
 func (r *uploadReader) Read(p []byte) (int, error) {
@@ -144,7 +152,9 @@ func (r *uploadReader) Read(p []byte) (int, error) {
 		}
 		r.cur = f
 	}
-	return r.cur.Read(p)
+	n, err := r.cur.Read(p)
+	r.total += int64(n)
+	return n, err
 }
 
 // decodedBody yields an encoded upload's decoded bytes as DATA frames. The
@@ -153,6 +163,7 @@ func (r *uploadReader) Read(p []byte) (int, error) {
 type decodedBody struct {
 	encoding string
 	raw      *uploadBody
+	src      *uploadReader
 	frames   *protocol.FrameReader
 	closer   func()
 	err      error
@@ -163,7 +174,8 @@ func (d *decodedBody) Next() (*protocol.Frame, error) {
 		return nil, d.err
 	}
 	if d.frames == nil {
-		r, closer, err := decoder(d.encoding, &uploadReader{body: d.raw})
+		d.src = &uploadReader{body: d.raw}
+		r, closer, err := decoder(d.encoding, d.src)
 		if err != nil {
 			d.err = d.decodeError(err)
 			return nil, d.err
@@ -190,10 +202,14 @@ func (d *decodedBody) close() {
 	}
 }
 
-// decodeError says the upload could not be decoded, unless it broke off.
+// decodeError says the upload could not be decoded, unless it broke off,
+// or was empty: a client that receives a compressed download sends nothing.
 func (d *decodedBody) decodeError(err error) error {
 	if d.raw.err != nil && !errors.Is(d.raw.err, io.EOF) {
 		return d.raw.err
+	}
+	if errors.Is(d.raw.err, io.EOF) && d.src.total == 0 {
+		return io.EOF
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return status.Errorf(codes.InvalidArgument, "the %s upload ended in the middle of its data", d.encoding)

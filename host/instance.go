@@ -294,11 +294,14 @@ func (i *Instance) call(ctx context.Context, method string, args []*structpb.Val
 	ctx, done := i.join(ctx)
 	defer done()
 	ctx, stop := i.feed(ctx, uploads)
-	defer stop()
 	var trailer metadata.MD
 	resp, err := i.proc.rpc.Call(ctx, &pluginv1.CallRequest{Method: method, Args: args}, grpc.Trailer(&trailer))
 	if err != nil {
-		return nil, i.uploadError(ctx, err, trailer)
+		err = i.uploadError(ctx, err, trailer) // before stop cancels ctx
+	}
+	stop(err == nil)
+	if err != nil {
+		return nil, err
 	}
 	return resp.Result, nil
 }
@@ -321,7 +324,8 @@ func (i *Instance) streamingCall(ctx context.Context, method string, args []*str
 	ctx, done := i.join(ctx)
 	defer done()
 	ctx, stop := i.feed(ctx, uploads)
-	defer stop()
+	completed := false
+	defer func() { stop(completed) }()
 	stream, err := i.proc.rpc.StreamingCall(ctx, &pluginv1.CallRequest{Method: method, Args: args})
 	if err != nil {
 		yield(nil, i.uploadError(ctx, err, nil))
@@ -330,6 +334,7 @@ func (i *Instance) streamingCall(ctx context.Context, method string, args []*str
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
+			completed = true
 			return
 		}
 		if err != nil {

@@ -94,8 +94,8 @@ func export(name string, fn any, description string) Method {
 		m.params = append(m.params, p)
 	}
 	m.variadic = t.IsVariadic()
-	if m.variadic && t.In(t.NumIn()-1).Elem() == resourceType {
-		m.err = fmt.Errorf("sdk: Export(%q): a variadic parameter cannot be a Resource; take each upload as its own parameter", name)
+	if last := t.In(t.NumIn() - 1); m.variadic && (last.Elem() == resourceType || last.Elem() == downloadType) {
+		m.err = fmt.Errorf("sdk: Export(%q): a variadic parameter cannot be a Resource or a Download; take each as its own parameter", name)
 		return m
 	}
 	m.fn = v
@@ -184,9 +184,9 @@ func (m *Method) signature() string {
 }
 
 // args decodes the positional arguments into the parameters' Go values,
-// filling in the defaults of parameters left out. A Resource parameter
-// waits, under ctx, for its upload in ups; the caller finishes the uploads
-// returned once the method is over with them (also when args fails).
+// filling in the defaults of parameters left out. A Resource or Download
+// parameter waits, under ctx, for its stream in ups; the caller finishes the
+// streams returned once the method is over with them (also when args fails).
 func (m *Method) args(ctx context.Context, ups *uploads, in []*structpb.Value) ([]reflect.Value, []*upload, error) {
 	fixed, required := m.fixed(), m.required()
 	if len(in) < required || (!m.variadic && len(in) > fixed) {
@@ -221,13 +221,22 @@ func (m *Method) args(ctx context.Context, ups *uploads, in []*structpb.Value) (
 			dst = rest.Index(i - fixed)
 		}
 		where := m.name + ": " + m.paramLabel(i)
-		if dst.Type() == resourceType {
+		switch dst.Type() {
+		case resourceType:
 			u, err := ups.resourceArg(ctx, a, where)
 			if err != nil {
 				return nil, taken, err
 			}
 			taken = append(taken, u)
 			dst.Set(reflect.ValueOf(Resource(u)))
+			continue
+		case downloadType:
+			u, err := ups.downloadArg(ctx, a, where)
+			if err != nil {
+				return nil, taken, err
+			}
+			taken = append(taken, u)
+			dst.Set(reflect.ValueOf(Download(&download{u: u})))
 			continue
 		}
 		if err := decodeValue(a, dst, where); err != nil {
@@ -240,10 +249,11 @@ func (m *Method) args(ctx context.Context, ups *uploads, in []*structpb.Value) (
 	return out, taken, nil
 }
 
-// finishAll tells each upload's stream that the method is over with it.
-func finishAll(ups []*upload) {
+// finishAll tells each resource stream that the method is over with it,
+// and how the method ended (err).
+func finishAll(ups []*upload, err error) {
 	for _, u := range ups {
-		u.finish()
+		u.finish(err)
 	}
 }
 
@@ -258,7 +268,7 @@ func (m *Method) invoke(args []reflect.Value) []reflect.Value {
 // call runs a unary method. A panic becomes an INTERNAL error for this call.
 func (m *Method) call(ctx context.Context, log logFunc, ups *uploads, in []*structpb.Value) (res *structpb.Value, err error) {
 	args, taken, err := m.args(ctx, ups, in)
-	defer finishAll(taken)
+	defer func() { finishAll(taken, err) }()
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +290,7 @@ func (m *Method) call(ctx context.Context, log logFunc, ups *uploads, in []*stru
 // seq runs a streaming method, sending each result through send.
 func (m *Method) seq(ctx context.Context, log logFunc, ups *uploads, in []*structpb.Value, send func(*structpb.Value) error) (err error) {
 	args, taken, err := m.args(ctx, ups, in)
-	defer finishAll(taken)
+	defer func() { finishAll(taken, err) }()
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
@@ -42,12 +43,17 @@ var ErrUploadIncomplete = errors.New("the upload broke off before its end (the c
 
 var resourceType = reflect.TypeFor[Resource]()
 
-// upload is a Resource whose bytes arrive on a plugin-protocol Stream that
-// the exporter opened with the protocol.ResourceHeader.
+// upload is one resource stream the exporter opened with the
+// protocol.ResourceHeader: a Resource whose bytes arrive on it, or a
+// Download whose bytes leave on it.
 type upload struct {
-	conn *streamConn
-	done chan struct{} // closed when the method is over with it
-	once sync.Once
+	conn      *streamConn
+	hostMinor int // the exporter's plugin protocol minor version, 0 when it did not say
+
+	done    chan struct{} // closed when the method is over with it
+	once    sync.Once
+	written bool  // taken as a Download; set before the method runs
+	failed  error // how the method that wrote it failed; set before done is closed
 }
 
 func (u *upload) Read(p []byte) (int, error) {
@@ -60,8 +66,21 @@ func (u *upload) Read(p []byte) (int, error) {
 
 func (u *upload) Size() (int64, bool) { return 0, false }
 
-// finish tells the upload's stream that the method is over with it.
-func (u *upload) finish() { u.once.Do(func() { close(u.done) }) }
+// finish tells the upload's stream that the method is over with it, and
+// how the method ended. A Download the method finished is ended with
+// GOAWAY here, before the call's result leaves, so the exporter sees the
+// data's end no later than the result.
+func (u *upload) finish(methodErr error) {
+	u.once.Do(func() {
+		if u.written {
+			if methodErr == nil {
+				methodErr = u.conn.CloseWrite()
+			}
+			u.failed = methodErr
+		}
+		close(u.done)
+	})
+}
 
 // uploads matches the upload streams the exporter opens with the calls that
 // name them: whichever of the two comes first waits for the other.
@@ -110,7 +129,7 @@ func (t *uploads) take(ctx context.Context, uuid string) (*upload, error) {
 // serve serves one upload stream until the method that took it is over, or
 // the exporter ends the stream.
 func (t *uploads) serve(stream frameStream, ctx context.Context, uuid string, sendHeader func(metadata.MD) error) error {
-	u := &upload{conn: newStreamConn(ctx, stream), done: make(chan struct{})}
+	u := &upload{conn: newStreamConn(ctx, stream), done: make(chan struct{}), hostMinor: hostMinor(ctx)}
 	defer u.conn.cancel()
 	ch := t.slot(uuid)
 	select {
@@ -124,6 +143,11 @@ func (t *uploads) serve(stream frameStream, ctx context.Context, uuid string, se
 	}
 	select {
 	case <-u.done:
+		if u.failed != nil {
+			// No GOAWAY: the exporter tells the client its download is
+			// incomplete instead of letting it keep a truncated copy.
+			return statusf(codes.Aborted, "the method failed before the end of its download: %v", u.failed)
+		}
 		return nil
 	case <-ctx.Done():
 		t.unoffer(uuid, ch, u)
@@ -149,7 +173,7 @@ func (t *uploads) unoffer(uuid string, ch chan *upload, u *upload) {
 
 // resourceArg reads the handle argument v (the JSON object a Jumpstarter
 // client passes: {"kind": "client_stream", "uuid": ...}) and waits for its
-// upload.
+// stream.
 func (t *uploads) resourceArg(ctx context.Context, v *structpb.Value, where string) (*upload, error) {
 	s := v.GetStructValue()
 	if s == nil {
@@ -174,6 +198,21 @@ func (t *uploads) resourceArg(ctx context.Context, v *structpb.Value, where stri
 		return nil, statusf(codes.Canceled, "%s: waiting for upload %s: %v", where, uuid, err)
 	}
 	return u, nil
+}
+
+// hostMinor returns the plugin protocol minor version the exporter announced
+// on a resource stream (protocol.HostMinorHeader), or 0.
+func hostMinor(ctx context.Context) int {
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get(protocol.HostMinorHeader)
+	if len(v) == 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(v[0])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // resourceHeader returns the upload uuid a Stream was opened for, if any.

@@ -22,6 +22,7 @@ var driverSurface = []string{
 	"Driver", "Base", "Method", "Export", "ExportStream", "Conn", "ErrClosed",
 	"ExportOption", "Params", "Default", // naming a method's parameters, with defaults
 	"Resource", "ErrUploadIncomplete", // a client's upload, passed as an argument
+	"Download", "ErrDownloadIncomplete", // where a method writes data for a client
 	"Closer", "Resetter", "Describer", "Labeler", "Defaulter",
 	"HandOverer", // a device that runs by itself survives a swap of its driver
 	// Errors: their kinds, and what a client sees of them (Code, for tests).

@@ -335,7 +335,7 @@ func jsonTypeDepth(t reflect.Type, depth int) string {
 		return "any"
 	}
 	switch t {
-	case resourceType:
+	case resourceType, downloadType:
 		return "resource"
 	case pbValueType:
 		return "any"

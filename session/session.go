@@ -301,6 +301,8 @@ func (s *Session) Call(ctx context.Context, uuid, method string, args []*structp
 		if broke := brokenUpload(taken); broke != nil {
 			err = broke
 		}
+	} else if broke := brokenDownload(taken); broke != nil {
+		v, err = nil, broke
 	}
 	return v, s.cause(ctx, err)
 }
@@ -349,6 +351,12 @@ func (s *Session) StreamingCall(ctx context.Context, uuid, method string, args [
 			}
 			if !yield(v, err) {
 				return
+			}
+		}
+		if failed == nil {
+			if broke := brokenDownload(taken); broke != nil {
+				failed = broke
+				yield(nil, broke)
 			}
 		}
 	}

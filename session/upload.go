@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/host"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -17,11 +18,14 @@ import (
 type offered struct {
 	handle string
 	body   host.FrameSource
+	sink   host.FrameSink // where what the driver writes goes (a download)
 
 	claimed chan struct{} // closed when a call takes it
 	done    chan struct{} // closed when the call is over with it
 	err     error         // why it broke off; set before done is closed
-	once    sync.Once
+
+	downloadErr error // why what the driver wrote did not reach the client whole; set before done is closed
+	once        sync.Once
 }
 
 // finish records how the upload ended (the first time only) and releases
@@ -33,13 +37,15 @@ func (o *offered) finish(err error) {
 	})
 }
 
-// Offer registers body, a client's upload to the instance uuid, under a new
+// Offer registers a client's resource to the instance uuid, under a new
 // handle (a random UUID): a later call whose arguments name the handle reads
-// it. wait blocks until that call is over with the upload (nil, or the
-// body's error that broke it off), or until ctx (the client's upload
-// stream) or the session ends first; the handle is gone then. An upload
-// counts against the session's byte streams.
-func (s *Session) Offer(ctx context.Context, uuid string, body host.FrameSource) (handle string, wait func() error, err error) {
+// body (the client's upload) and writes to sink (a download; the sink is
+// ended, see host.FrameSink, once the resource reached the driver). wait blocks
+// until that call is over with the resource (nil, or the error that broke it
+// off), or until ctx (the client's resource stream) or the session ends
+// first; the handle is gone then. A resource counts against the session's
+// byte streams.
+func (s *Session) Offer(ctx context.Context, uuid string, body host.FrameSource, sink host.FrameSink) (handle string, wait func() error, err error) {
 	if _, err := s.Instance(uuid); err != nil {
 		return "", nil, err
 	}
@@ -47,7 +53,7 @@ func (s *Session) Offer(ctx context.Context, uuid string, body host.FrameSource)
 	if err != nil {
 		return "", nil, err
 	}
-	o := &offered{handle: newUUID(), body: body, claimed: make(chan struct{}), done: make(chan struct{})}
+	o := &offered{handle: newUUID(), body: body, sink: sink, claimed: make(chan struct{}), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.uploads == nil {
 		s.uploads = map[string]*offered{}
@@ -142,9 +148,41 @@ func handleUUID(v *structpb.Value) (string, bool) {
 func hostUploads(taken []*offered) []host.Upload {
 	ups := make([]host.Upload, len(taken))
 	for i, o := range taken {
-		ups[i] = host.Upload{UUID: o.handle, Body: o.body, Done: o.finish}
+		up := host.Upload{UUID: o.handle, Body: o.body, Done: o.finish}
+		if o.sink != nil {
+			up.Sink = endRecorder{o}
+		}
+		ups[i] = up
 	}
 	return ups
+}
+
+// endRecorder passes a download on to the offered resource's sink and
+// keeps how it ended.
+type endRecorder struct{ o *offered }
+
+func (r endRecorder) Send(f *protocol.Frame) error { return r.o.sink.Send(f) }
+
+func (r endRecorder) End(err error) {
+	r.o.downloadErr = err
+	r.o.sink.End(err)
+}
+
+// brokenDownload returns why a download of a call that succeeded did not
+// reach its client whole: the driver may finish writing into the
+// flow-control windows before the client's side fails, and the call must
+// not look successful then.
+func brokenDownload(taken []*offered) error {
+	for _, o := range taken {
+		select {
+		case <-o.done:
+			if o.downloadErr != nil {
+				return o.downloadErr
+			}
+		default:
+		}
+	}
+	return nil
 }
 
 // brokenUpload returns the error that broke off one of the uploads, if any:

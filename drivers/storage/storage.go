@@ -1,8 +1,8 @@
 // Package storage exports a block device or an image file as upstream
 // Jumpstarter's storage mux and flasher (jumpstarter_driver_opendal's
 // StorageMuxClient, FlasherClient and StorageMuxFlasherClient contracts):
-// host(), dut() and off() switch the device, and writes stream an image
-// straight to it. The binary jumpwire-driver-storage serves the three types.
+// host(), dut() and off() switch the device, writes stream an image
+// straight to it, and reads (read, dump) stream its content to a client. The binary jumpwire-driver-storage serves the three types.
 //
 // A write goes from the client's stream to the device with no copy of the
 // image anywhere else: reading, writing and hashing run concurrently on a
@@ -210,6 +210,7 @@ func (m *StorageMux) Exports() []sdk.Method {
 		sdk.Export("dut", m.DUT, "Connect the storage to the DUT"),
 		sdk.Export("off", m.Off, "Disconnect the storage"),
 		sdk.Export("write", m.Write, "Write a client's upload (an image, gzip decompressed) to the storage; switch it to the host first"),
+		sdk.Export("read", m.Read, "Send the storage's content to a client's resource; switch it to the host first"),
 	}, m.common()...)
 }
 
@@ -217,6 +218,7 @@ func (m *StorageMux) Exports() []sdk.Method {
 func (f *FlasherDriver) Exports() []sdk.Method {
 	return append([]sdk.Method{
 		sdk.Export("flash", f.Flash, "Write a client's upload (an image, gzip decompressed) to the device"),
+		sdk.Export("dump", f.Dump, "Send the device's content to a client's resource"),
 	}, f.common()...)
 }
 
@@ -243,6 +245,23 @@ func (s *Storage) Flash(ctx context.Context, source sdk.Resource, target *string
 		return Result{}, fmt.Errorf("%w: storage: %s has a single target; leave it out (or name it root), got %q", sdk.ErrInvalidArgument, s.cfg.Path, *target)
 	}
 	return s.Write(ctx, source)
+}
+
+// Read sends the device's content to the client's resource and returns
+// how many bytes it sent and their sha256. A storage mux must be switched
+// to the host.
+func (s *Storage) Read(ctx context.Context, dst sdk.Download) (Result, error) {
+	return s.readTo(ctx, dst)
+}
+
+// Dump sends the device's content to the client's resource, as Read.
+// partition names the partition upstream's flashers take, as Flash's
+// target does.
+func (s *Storage) Dump(ctx context.Context, target sdk.Download, partition *string) (Result, error) {
+	if partition != nil && *partition != "" && *partition != "root" {
+		return Result{}, fmt.Errorf("%w: storage: %s has a single partition; leave it out (or name it root), got %q", sdk.ErrInvalidArgument, s.cfg.Path, *partition)
+	}
+	return s.Read(ctx, target)
 }
 
 // logProgress logs a write's progress every few seconds.

@@ -296,25 +296,51 @@ func copyHashed(ctx context.Context, w io.Writer, r io.Reader, limit int64, over
 }
 
 // readTo writes the device's content to w, from its start, and returns the
-// bytes written and their sha256.
+// bytes written and their sha256. A client that goes away mid-read is an
+// UNAVAILABLE error; the device is left as it was.
 func (s *Storage) readTo(ctx context.Context, w io.Writer) (Result, error) {
 	release, _, err := s.acquireHost("read", "reading")
 	if err != nil {
 		return Result{}, err
 	}
 	defer release()
-	f, err := os.Open(s.cfg.Path)
+	f, err := s.openForRead()
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: storage: %w", sdk.ErrUnavailable, err)
+		return Result{}, err
 	}
 	defer f.Close()
+	s.Logger().Info("read started", "device", s.cfg.Path)
 	start := time.Now()
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(w, h), readerCtx{ctx, f}, make([]byte, bufSize))
 	if err != nil {
-		return Result{}, fmt.Errorf("storage: read %s after %d bytes: %w", s.cfg.Path, n, err)
+		kind := sdk.ErrIO
+		if errors.Is(err, sdk.ErrDownloadIncomplete) || errors.Is(err, sdk.ErrClosed) || ctx.Err() != nil {
+			kind = sdk.ErrUnavailable
+		}
+		s.Logger().Error("read failed", "read", n, "error", err)
+		return Result{}, fmt.Errorf("%w: storage: read %s stopped after %d bytes: %w", kind, s.cfg.Path, n, err)
 	}
-	return Result{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Seconds: time.Since(start).Seconds()}, nil
+	res := Result{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Seconds: time.Since(start).Seconds()}
+	s.Logger().Info("read complete", "bytes", n, "sha256", res.SHA256, "seconds", res.Seconds)
+	return res, nil
+}
+
+// openForRead opens the device for reading. The temporary image of an
+// instance configured without path reads as empty until written, as
+// upstream's mock types' do.
+func (s *Storage) openForRead() (*os.File, error) {
+	f, err := os.Open(s.cfg.Path)
+	if errors.Is(err, fs.ErrNotExist) && s.tempDir != "" {
+		f, err = os.Open(os.DevNull)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: storage: %s does not exist yet: write an image to it first", sdk.ErrUnavailable, s.cfg.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: storage: %w", sdk.ErrUnavailable, err)
+	}
+	return f, nil
 }
 
 // acquireHost takes the device for op (as acquire does) and returns its

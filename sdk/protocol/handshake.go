@@ -18,8 +18,9 @@ const Version = 1
 // minor 3 marks the plugin's own errors ([DriverErrorTrailer]); minor 4
 // tells a plugin of its instance's configured children
 // (ConfigureRequest.children) and serves it the Children service to call
-// them, and sets CloseRequest.handover on a swap (a plugin that does not
-// know it closes as before).
+// them, sets CloseRequest.handover on a swap (a plugin that does not know
+// it closes as before), and passes what a driver writes on a resource
+// stream back to the client (a download), saying so with [HostMinorHeader].
 const Minor = 4
 
 // PluginName is the name under which a plugin binary serves its driver.
@@ -30,9 +31,16 @@ const PluginName = "driver"
 const MethodHeader = "jumpwire-method"
 
 // ResourceHeader is the gRPC metadata key that names, by uuid, the client
-// upload (a resource handle passed as a call argument) whose bytes the host
-// sends on a Driver.Stream.
+// resource (a handle passed as a call argument) that a Driver.Stream
+// carries: the host sends the client's upload on it, and (minor 4 on) passes
+// what the driver sends back on it to the client, a download.
 const ResourceHeader = "jumpwire-resource"
+
+// HostMinorHeader is the gRPC metadata key with which the host tells, on
+// every resource stream it opens, the minor version of this protocol it
+// speaks (minor 4 on). A driver writes to a resource (a download) only when
+// the host says 4 or more: an older host drops what the driver writes.
+const HostMinorHeader = "jumpwire-host-minor"
 
 // MagicCookieKey and MagicCookieValue are the environment variable the host
 // sets for a plugin it starts. A binary started without it (by hand, say)

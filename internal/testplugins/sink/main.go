@@ -31,7 +31,41 @@ func (s *Sink) Exports() []sdk.Method {
 	return []sdk.Method{
 		sdk.Export("flash", s.Flash, "Read an image and report its size and sha256"),
 		sdk.Export("flash_progress", s.FlashProgress, "Read an image, streaming how many bytes were read after each MiB and at the end"),
+		sdk.Export("dump", s.Dump, "Write size bytes of the test pattern (byte i is i mod 251) to a download"),
+		sdk.Export("dump_fail", s.DumpFail, "Write half of size bytes of the test pattern, then fail"),
 	}
+}
+
+// pattern writes n bytes of the test pattern to w: byte i is i mod 251, a
+// cycle that frames of any power-of-two size cut in different places.
+func pattern(w io.Writer, n int64) (int64, error) {
+	cycle := make([]byte, 251*256)
+	for i := range cycle {
+		cycle[i] = byte(i % 251)
+	}
+	var done int64
+	for done < n {
+		k, err := w.Write(cycle[:min(int64(len(cycle)), n-done)])
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// Dump writes size bytes of the test pattern to target.
+func (s *Sink) Dump(ctx context.Context, target sdk.Download, size int64) (int64, error) {
+	return pattern(target, size)
+}
+
+// DumpFail writes half of size bytes of the test pattern, then fails, as a
+// device that goes away does.
+func (s *Sink) DumpFail(ctx context.Context, target sdk.Download, size int64) error {
+	if _, err := pattern(target, size/2); err != nil {
+		return err
+	}
+	return sdk.Errorf(sdk.ErrUnavailable, "the device went away after %d bytes", size/2)
 }
 
 // FlashProgress reads image to its end, yielding the bytes read so far
