@@ -218,16 +218,27 @@ func progressOut(cmd *cobra.Command) io.Writer {
 
 // flash streams img (size bytes) to d's write_stream and returns the
 // driver's result. bar, if set, receives a progress bar.
-func flash(ctx context.Context, c *client.Client, d *client.Driver, img io.Reader, size int64, bar io.Writer) (map[string]any, error) {
+//
+// When the exporter runs on this machine, the image file is handed over
+// (client.StreamFile) and the driver reads it itself; the bar then follows
+// the driver's progress.
+func flash(ctx context.Context, c *client.Client, d *client.Driver, img *os.File, size int64, bar io.Writer) (map[string]any, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // an early return abandons the stream: the device stays marked not fully written
-	s, err := c.Stream(ctx, d.UUID, flashMethod)
+	s, local, err := c.StreamFile(ctx, d.UUID, flashMethod, img)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	var sent atomic.Int64
-	sendErr := sendImage(s, img, &sent, cancel)
+	var sendErr <-chan error
+	if local {
+		done := make(chan error, 1)
+		done <- s.CloseWrite()
+		sendErr = done
+	} else {
+		sendErr = sendImage(s, img, &sent, cancel)
+	}
 	stopBar := showProgress(bar, &sent, size)
 	defer stopBar()
 	sc := bufio.NewScanner(s)
@@ -237,6 +248,8 @@ func flash(ctx context.Context, c *client.Client, d *client.Driver, img io.Reade
 			return nil, fmt.Errorf("flash: %s.%s answered %q, not a storage driver's reply", d.Path, flashMethod, sc.Text())
 		}
 		switch {
+		case local && r.Progress != nil:
+			sent.Store(r.Progress.Bytes)
 		case r.Error != "":
 			stopBar()
 			return nil, fmt.Errorf("flash: %s", r.Error)
