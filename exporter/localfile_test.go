@@ -7,14 +7,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jumpwire-dev/jumpwire/client"
 	"github.com/jumpwire-dev/jumpwire/exporter"
 	"github.com/jumpwire-dev/jumpwire/internal/testbin"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // flashLocal writes the file at img to write_stream of path with
@@ -68,12 +75,12 @@ func TestLocalFileFastPath(t *testing.T) {
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.img")
 	rx := start(t, header+"export:\n  flasher: {type: flasher, config: {path: "+disk+"}}\n", []string{"storage"})
+	uuid := uuidOf(t, rx.c, "flasher") // the exporter serves: its local file socket is there
 	c, err := client.Dial(t.Context(), "unix://"+rx.sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	uuid := uuidOf(t, rx.c, "flasher")
 	img := make([]byte, 5<<20+77)
 	_, _ = rand.Read(img)
 	src := filepath.Join(dir, "src.img")
@@ -115,6 +122,7 @@ func TestLocalFileToOldPlugin(t *testing.T) {
 	rx := start(t, header+"export:\n  plain:\n    type: plain\n", nil, func(o *exporter.Options) {
 		o.PluginDirs = append(o.PluginDirs, dir)
 	})
+	plain := uuidOf(t, rx.c, "plain")
 	c, err := client.Dial(t.Context(), "unix://"+rx.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +138,7 @@ func TestLocalFileToOldPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s, local, err := c.StreamFile(t.Context(), uuidOf(t, rx.c, "plain"), "upper", f)
+	s, local, err := c.StreamFile(t.Context(), plain, "upper", f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,5 +158,62 @@ func TestLocalFileToOldPlugin(t *testing.T) {
 	}
 	if n := exporter.LocalFilesTaken(rx.e); n != 0 {
 		t.Fatalf("%d streams taken as files by a plugin that cannot", n)
+	}
+}
+
+// TestLocalFileRefusals: the exporter takes only a regular file open for
+// reading, with a well-formed token, and a stream naming a token no file
+// came with is refused.
+func TestLocalFileRefusals(t *testing.T) {
+	rx := start(t, header+"export:\n  power: {type: power}\n", nil)
+	power := uuidOf(t, rx.c, "power") // the exporter serves: its local file socket is there
+	hand := func(token string, f *os.File) string {
+		t.Helper()
+		conn, err := net.Dial("unix", rx.sock+exporter.LocalFileSocketSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, _, err := conn.(*net.UnixConn).WriteMsgUnix([]byte(token), unix.UnixRights(int(f.Fd())), nil); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return line
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	if got := hand("0123456789abcdef0123", pr); !strings.Contains(got, "not a regular file") {
+		t.Errorf("a pipe: the exporter answered %q; want a refusal", got)
+	}
+	wo, err := os.OpenFile(filepath.Join(t.TempDir(), "w"), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wo.Close()
+	if got := hand("0123456789abcdef0124", wo); !strings.Contains(got, "not open for reading") {
+		t.Errorf("a write-only file: the exporter answered %q; want a refusal", got)
+	}
+	ro, err := os.Open(rx.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if got := hand("../../etc", ro); !strings.Contains(got, "token") {
+		t.Errorf("a bad token: the exporter answered %q; want a refusal", got)
+	}
+	if got := hand("0123456789abcdef0125", ro); got != "ok\n" {
+		t.Errorf("a readable file: the exporter answered %q; want ok", got)
+	}
+	req := fmt.Sprintf(`{"kind":"driver","uuid":%q,"method":"x"}`, power)
+	s, err := rx.r.Stream(metadata.AppendToOutgoingContext(t.Context(), "request", req, exporter.LocalFileHeader, "0123456789abcdef9999"))
+	if err == nil {
+		_, err = s.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "no file was handed over") {
+		t.Errorf("a stream with an unknown token: %v; want INVALID_ARGUMENT", err)
 	}
 }
