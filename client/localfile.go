@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -68,7 +67,7 @@ func (c *Client) handOver(ctx context.Context, f *os.File) (token string, ok boo
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	token = hex.EncodeToString(b[:])
-	if _, _, err := uc.WriteMsgUnix([]byte(token), unix.UnixRights(int(f.Fd())), nil); err != nil {
+	if err := sendFD(uc, []byte(token), f); err != nil {
 		return "", false
 	}
 	line, err := bufio.NewReader(uc).ReadString('\n')
