@@ -54,7 +54,8 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // Client is a connection to one exporter. It is safe for concurrent use.
 type Client struct {
 	addr string
-	tcp  bool // dialed over TCP (the admin service is not there)
+	sock string // the exporter's unix socket, absolute; "" over TCP or FromConn
+	tcp  bool   // dialed over TCP (the admin service is not there)
 	conn *grpc.ClientConn
 	svc  jumpstarterv1.ExporterServiceClient
 
@@ -117,6 +118,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	}
 	return &Client{
 		addr: path,
+		sock: abs,
 		conn: conn,
 		svc:  jumpstarterv1.NewExporterServiceClient(conn),
 	}, nil

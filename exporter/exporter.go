@@ -82,6 +82,9 @@ const (
 
 // Exporter serves the driver instances of one exporter config.
 type Exporter struct {
+	// localFiles holds the files local clients handed over (localfile.go).
+	localFiles localFiles
+
 	opts    Options
 	cfg     *config.Config
 	logger  hclog.Logger

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
+	"github.com/jumpwire-dev/jumpwire/host"
 	jumpstarterv1 "github.com/jumpwire-dev/jumpwire/proto/jumpstarter/v1"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
@@ -97,6 +99,15 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	// INVALID_ARGUMENT (relayUp cancels it with that cause).
 	ctx, cancel := context.WithCancelCause(routed)
 	defer cancel(nil)
+	var local *os.File
+	if v := md.Get(LocalFileHeader); len(v) > 0 {
+		// A local client handed its data over as a file (localfile.go).
+		if local = r.e.localFiles.take(v[0]); local == nil {
+			return status.Errorf(codes.InvalidArgument, "stream: no file was handed over with token %q (or it waited over %s)", truncate(v[0], maxEcho), localFileTTL)
+		}
+		defer local.Close()
+		ctx = host.WithLocalFile(ctx, local)
+	}
 	ps, explain, release, err := sess.Stream(ctx, n.uuid, req.Method)
 	if err != nil {
 		return err
@@ -104,13 +115,27 @@ func (r *router) Stream(cs jumpstarterv1.RouterService_StreamServer) error {
 	defer release()
 	// The plugin answers with its headers once the method exists; a missing
 	// method fails here, before the client is told the stream is open.
-	if _, err := ps.Header(); err != nil {
+	hdr, err := ps.Header()
+	if err != nil {
 		return explain(err)
 	}
 	if err := cs.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	go relayUp(cs, ps, cancel)
+	switch {
+	case local == nil:
+		go relayUp(cs, ps, cancel)
+	case len(hdr.Get(protocol.LocalFileTakenHeader)) > 0:
+		// The plugin reads the file itself; the client sends only its
+		// half-close.
+		r.e.localFiles.taken.Add(1)
+		r.e.logger.Debug("stream data taken by the plugin as a local file", "uuid", n.uuid, "method", req.Method)
+		go relayUp(cs, ps, cancel)
+	default:
+		// A plugin that does not take files gets the file's bytes.
+		r.e.logger.Debug("stream data sent to the plugin from a local file", "uuid", n.uuid, "method", req.Method)
+		go sendFile(cs, ps, local, cancel)
+	}
 	err = relayDown(cs, ps, explain)
 	if cause := context.Cause(ctx); status.Code(cause) == codes.InvalidArgument {
 		return cause
@@ -142,6 +167,42 @@ func relayUp(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_Str
 			}
 		default:
 			f.Free() // PING and unknown kinds stop here
+		}
+	}
+}
+
+// sendFile sends f's bytes to the plugin, then half-closes, for a client
+// that handed f over and sends no data; what the client sends (its
+// half-close) is read and dropped. A file that cannot be read ends the
+// stream (fail).
+func sendFile(cs jumpstarterv1.RouterService_StreamServer, ps pluginv1.Driver_StreamClient, f *os.File, fail context.CancelCauseFunc) {
+	go func() {
+		for {
+			m := new(protocol.Frame)
+			err := cs.RecvMsg(m)
+			m.Free()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	fr := protocol.NewFrameReader(f)
+	for {
+		m, err := fr.Next()
+		if m != nil {
+			if serr := ps.SendMsg(m); serr != nil {
+				m.Free()
+				return
+			}
+			m.Free()
+		}
+		if errors.Is(err, io.EOF) {
+			_ = ps.CloseSend()
+			return
+		}
+		if err != nil {
+			fail(status.Errorf(codes.Unavailable, "stream: reading the local file: %v", err))
+			return
 		}
 	}
 }

@@ -64,6 +64,11 @@ func (e *Exporter) Serve(ctx context.Context, lis net.Listener, opts ...ServeOpt
 	sopts = append(sopts, grpc.InTapHandle(g.tap))
 
 	srv := e.newServer(lis, o.tls != nil, sopts...)
+	if lis.Addr().Network() == "unix" {
+		if stopLocal := e.serveLocalFiles(lis.Addr().String()); stopLocal != nil {
+			defer stopLocal()
+		}
+	}
 	stop := context.AfterFunc(ctx, srv.Stop)
 	defer stop()
 	fatal := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,6 +356,12 @@ func (i *Instance) Stream(ctx context.Context, method string) (pluginv1.Driver_S
 	}
 	ctx, done := i.join(ctx)
 	ctx = metadata.AppendToOutgoingContext(ctx, protocol.MethodHeader, method)
+	if f, ok := ctx.Value(localFileKey{}).(*os.File); ok && i.proc.info.GetProtocolMinor() >= localFileMinor {
+		// The plugin runs as this process's user: it can open the file
+		// through this process's descriptor while the caller holds it open.
+		ctx = metadata.AppendToOutgoingContext(ctx, protocol.LocalFileHeader,
+			fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()))
+	}
 	s, err := i.proc.rpc.Stream(ctx)
 	if err != nil {
 		done()
@@ -431,4 +438,19 @@ func (i *Instance) alive() error {
 		return context.Cause(i.life)
 	}
 	return nil
+}
+
+// localFileMinor is the plugin protocol's minor version from which a
+// plugin may take a byte stream's client data as a local file.
+const localFileMinor = 5
+
+type localFileKey struct{}
+
+// WithLocalFile returns ctx for a byte stream (Instance.Stream) whose
+// client data is f, a regular file the caller holds open until the stream
+// ends: a plugin of minor 5 or later is offered it, and says in its
+// headers (protocol.LocalFileTakenHeader) whether it took it; if it did
+// not, the caller sends f's bytes as frames.
+func WithLocalFile(ctx context.Context, f *os.File) context.Context {
+	return context.WithValue(ctx, localFileKey{}, f)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -53,6 +54,11 @@ type streamConn struct {
 	open     func() error
 	openOnce sync.Once
 	openErr  error
+
+	// local, when set, is the file the client's data comes from (a local
+	// file the host handed over, see LocalFile): reads come from it, and
+	// the frames the client sends (only its half-close) carry nothing.
+	local *os.File
 }
 
 var (
@@ -132,15 +138,33 @@ func (c *streamConn) next() error {
 }
 
 func (c *streamConn) Read(p []byte) (int, error) {
+	if c.local != nil {
+		return c.readLocal(p)
+	}
 	if err := c.next(); err != nil {
 		return 0, err
 	}
 	return c.cur.Read(p)
 }
 
+// readLocal reads the local file that carries the client's data; the
+// stream's end (Close, the client gone) stops it as it stops frames.
+func (c *streamConn) readLocal(p []byte) (int, error) {
+	if err := c.opened(); err != nil {
+		return 0, err
+	}
+	if c.closed.Load() || c.ctx.Err() != nil {
+		return 0, ErrClosed
+	}
+	return c.local.Read(p)
+}
+
 // WriteTo writes the client's data to w until the client half-closes (and
 // returns nil then) or the stream or w fails.
 func (c *streamConn) WriteTo(w io.Writer) (int64, error) {
+	if c.local != nil {
+		return io.Copy(w, struct{ io.Reader }{readerFunc(c.readLocal)})
+	}
 	var total int64
 	for {
 		if err := c.next(); err != nil {
@@ -256,8 +280,9 @@ func (c *streamConn) Close() error {
 // serial port, dialled a target), so a byte the device sends after the
 // client saw the stream open reaches this stream, and a method that fails
 // before any I/O fails the client's open with its error.
-func serveStream(ctx context.Context, m *Method, log logFunc, stream frameStream, open func() error) (err error) {
+func serveStream(ctx context.Context, m *Method, log logFunc, stream frameStream, open func() error, local *os.File) (err error) {
 	c := newOpeningConn(ctx, stream, open)
+	c.local = local
 	defer c.cancel()
 	defer func() {
 		if err == nil && ctx.Err() == nil {
@@ -273,4 +298,22 @@ func serveStream(ctx context.Context, m *Method, log logFunc, stream frameStream
 		return nil
 	}
 	return toStatus(err)
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// LocalFile returns the file a byte stream's client data comes from when
+// the client runs on the exporter's machine and handed its file over
+// instead of sending its bytes (jw flash does, for an image file), or nil.
+// The file is opened for reading only, at offset 0; its bytes are what
+// Reading c yields, so a driver that reads the file must not also Read c.
+// It stays open while the method runs. Use it to copy the data in the
+// kernel (io.Copy from it into an *os.File uses copy_file_range).
+func LocalFile(c Conn) *os.File {
+	if sc, ok := c.(*streamConn); ok {
+		return sc.local
+	}
+	return nil
 }

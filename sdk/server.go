@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/sdk/internal/harness"
@@ -208,9 +209,38 @@ func (s *server) Stream(stream pluginv1.Driver_StreamServer) error {
 		return err
 	}
 	defer s.busy.Done()
+	local := s.openLocal(md)
+	if local != nil {
+		defer local.Close()
+	}
 	return serveStream(stream.Context(), m, s.logger.Error, stream, func() error {
+		if local != nil {
+			return stream.SendHeader(metadata.Pairs(protocol.LocalFileTakenHeader, "1"))
+		}
 		return stream.SendHeader(metadata.MD{})
-	})
+	}, local)
+}
+
+// openLocal opens the local file the host names for a stream's client
+// data (protocol.LocalFileHeader), or returns nil: no such header, or a
+// file that cannot be opened or is not a regular file, whose bytes the
+// host then sends as frames (it does so for any stream whose plugin does
+// not say it took the file).
+func (s *server) openLocal(md metadata.MD) *os.File {
+	v := md.Get(protocol.LocalFileHeader)
+	if len(v) != 1 {
+		return nil
+	}
+	f, err := os.Open(v[0])
+	if err != nil {
+		s.logger.Warn("cannot open the stream's local file; taking its bytes as frames", "path", v[0], "error", err)
+		return nil
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 func (s *server) Reset(ctx context.Context, _ *pluginv1.ResetRequest) (*pluginv1.ResetResponse, error) {

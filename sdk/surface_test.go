@@ -20,6 +20,7 @@ var driverSurface = []string{
 	"Serve", "Plugin", "Type", "Constructor", "Factory", "Version",
 	// A driver: its base, its methods, its optional capabilities.
 	"Driver", "Base", "Method", "Export", "ExportStream", "Conn", "ErrClosed",
+	"LocalFile",                         // a byte stream's client data handed over as a local file
 	"ExportOption", "Params", "Default", // naming a method's parameters, with defaults
 	"Resource", "ErrUploadIncomplete", // a client's upload, passed as an argument
 	"Download", "ErrDownloadIncomplete", // where a method writes data for a client

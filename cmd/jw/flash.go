@@ -31,7 +31,7 @@ type flashReply struct {
 }
 
 func newFlashCmd(g *globals) *cobra.Command {
-	var noSwitch bool
+	var noSwitch, stream bool
 	cmd := &cobra.Command{
 		Use:   "flash PATH IMAGE",
 		Short: "Write an image file to a storage driver, with a progress bar",
@@ -42,6 +42,10 @@ image on their write_stream; any other flasher or storage mux (upstream's
 contract) gets it as an upload passed to flash(image, null) or write(image). For a storage mux, jw switches the
 storage to the host first and back to the DUT after, as upstream's client does;
 --no-switch leaves the mux alone.
+
+When the exporter runs on this machine (a unix socket), jw hands the open image
+file over to it instead of sending its bytes, and a storage driver that can copies
+it in the kernel; --stream sends the bytes anyway.
 
 On a terminal, stderr shows a progress bar (bytes sent, rate, time left).`,
 		Example: `  jw flash board.flasher disk.img.gz`,
@@ -79,7 +83,7 @@ On a terminal, stderr shows a progress bar (bytes sent, rate, time left).`,
 			var res map[string]any
 			var ferr error
 			if how == flashMethod {
-				res, ferr = flash(cmd.Context(), c, d, f, st.Size(), progressOut(cmd))
+				res, ferr = flash(cmd.Context(), c, d, f, st.Size(), !stream, progressOut(cmd))
 			} else {
 				res, ferr = flashUpload(cmd.Context(), c, d, how, f, st.Size(), progressOut(cmd))
 			}
@@ -111,6 +115,7 @@ On a terminal, stderr shows a progress bar (bytes sent, rate, time left).`,
 		},
 	}
 	cmd.Flags().BoolVar(&noSwitch, "no-switch", false, "do not switch a storage mux to the host and back to the DUT")
+	cmd.Flags().BoolVar(&stream, "stream", false, "send the image's bytes even to an exporter on this machine, which could read the file itself")
 	return cmd
 }
 
@@ -218,16 +223,34 @@ func progressOut(cmd *cobra.Command) io.Writer {
 
 // flash streams img (size bytes) to d's write_stream and returns the
 // driver's result. bar, if set, receives a progress bar.
-func flash(ctx context.Context, c *client.Client, d *client.Driver, img io.Reader, size int64, bar io.Writer) (map[string]any, error) {
+//
+// When the exporter runs on this machine, the image file is handed over
+// (client.StreamFile) and the driver reads it itself; the bar then follows
+// the driver's progress; handOver false always sends the bytes.
+func flash(ctx context.Context, c *client.Client, d *client.Driver, img *os.File, size int64, handOver bool, bar io.Writer) (map[string]any, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // an early return abandons the stream: the device stays marked not fully written
-	s, err := c.Stream(ctx, d.UUID, flashMethod)
+	var s *client.Stream
+	var local bool
+	var err error
+	if handOver {
+		s, local, err = c.StreamFile(ctx, d.UUID, flashMethod, img)
+	} else {
+		s, err = c.Stream(ctx, d.UUID, flashMethod)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	var sent atomic.Int64
-	sendErr := sendImage(s, img, &sent, cancel)
+	var sendErr <-chan error
+	if local {
+		done := make(chan error, 1)
+		done <- s.CloseWrite()
+		sendErr = done
+	} else {
+		sendErr = sendImage(s, img, &sent, cancel)
+	}
 	stopBar := showProgress(bar, &sent, size)
 	defer stopBar()
 	sc := bufio.NewScanner(s)
@@ -237,6 +260,8 @@ func flash(ctx context.Context, c *client.Client, d *client.Driver, img io.Reade
 			return nil, fmt.Errorf("flash: %s.%s answered %q, not a storage driver's reply", d.Path, flashMethod, sc.Text())
 		}
 		switch {
+		case local && r.Progress != nil:
+			sent.Store(r.Progress.Bytes)
 		case r.Error != "":
 			stopBar()
 			return nil, fmt.Errorf("flash: %s", r.Error)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/sdk"
@@ -62,7 +63,14 @@ func (s *Storage) WriteStream(ctx context.Context, conn sdk.Conn) error {
 		defer mu.Unlock()
 		_, _ = conn.Write(append(b, '\n'))
 	}
-	res, err := s.writeImage(ctx, conn, 0, func(p Progress) { send(Reply{Progress: &p}) })
+	report := func(p Progress) { send(Reply{Progress: &p}) }
+	var res Result
+	var err error
+	if f := sdk.LocalFile(conn); f != nil {
+		res, err = s.writeLocal(ctx, f, report)
+	} else {
+		res, err = s.writeImage(ctx, conn, 0, report)
+	}
 	if err != nil {
 		send(Reply{Error: err.Error()})
 	} else {
@@ -87,6 +95,32 @@ func (s *Storage) writeImage(ctx context.Context, r io.Reader, size int64, repor
 		size = 0
 	}
 	return s.writeFrom(ctx, img, size, report)
+}
+
+// writeLocal writes the image of a client that handed its file over
+// (sdk.LocalFile): a raw image is copied in the kernel (writeFrom with an
+// *os.File), of its size; a compressed one is decompressed as a stream.
+func (s *Storage) writeLocal(ctx context.Context, f *os.File, report func(Progress)) (Result, error) {
+	head := make([]byte, 6)
+	k, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return Result{}, fmt.Errorf("%w: storage: reading the image: %w", sdk.ErrIO, err)
+	}
+	head = head[:k]
+	for _, magic := range [][]byte{gzipMagic, xzMagic, zstdMagic, bzipMagic} {
+		if bytes.HasPrefix(head, magic) {
+			return s.writeImage(ctx, f, 0, report)
+		}
+	}
+	if err := s.checkWritable(); err != nil {
+		return Result{}, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: storage: reading the image: %w", sdk.ErrIO, err)
+	}
+	s.Logger().Debug("writing a local image file in the kernel", "size", st.Size())
+	return s.writeFrom(ctx, f, st.Size(), report)
 }
 
 // checkWritable refuses early a write that writeFrom would refuse.

@@ -70,11 +70,18 @@ func (s *Storage) writeFrom(ctx context.Context, r io.Reader, total int64, repor
 		// An image of unknown size (gzip) must still fit the device.
 		limit, over = devSize, fmt.Errorf("%w: the image is larger than %s (%d bytes)", sdk.ErrInvalidArgument, s.cfg.Path, devSize)
 	}
-	n, sum, err := copyHashed(ctx, &writingBack{f: f}, r, limit, over, func(n int64) {
+	progress := func(n int64) {
 		if report != nil {
 			report(progressOf(n, total, start))
 		}
-	})
+	}
+	var n int64
+	var sum []byte
+	if src, ok := r.(*os.File); ok {
+		n, sum, err = copyRangeHashed(ctx, f, src, limit, over, progress)
+	} else {
+		n, sum, err = copyHashed(ctx, &writingBack{f: f}, r, limit, over, progress)
+	}
 	if err == nil && total > 0 && n != total {
 		err = fmt.Errorf("%w after %d of %d bytes", errShort, n, total)
 	}
@@ -287,6 +294,96 @@ func copyHashed(ctx context.Context, w io.Writer, r io.Reader, limit int64, over
 		}
 		if c.err != nil {
 			return n, nil, fmt.Errorf("reading the image: %w", c.err)
+		}
+		if time.Since(last) >= progressEvery {
+			last = time.Now()
+			progress(n)
+		}
+	}
+}
+
+// rangeChunk is how much copyRangeHashed copies in the kernel at a time:
+// between two chunks it reports progress and notices a cancellation.
+const rangeChunk = 16 << 20
+
+// copyRangeHashed copies src, from its offset, to dst, from its start, in
+// the kernel (copy_file_range where the file systems allow it, else what
+// os.File.ReadFrom falls back to), in chunks of rangeChunk, while another
+// goroutine reads back each copied range of src (pread) to hash it. It
+// honours limit, over and progress as copyHashed does: a src longer than
+// limit fails with over, and nothing beyond limit is written.
+func copyRangeHashed(ctx context.Context, dst, src *os.File, limit int64, over error, progress func(int64)) (int64, []byte, error) {
+	start, err := src.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the image: %w", err)
+	}
+	type span struct{ off, n int64 }
+	type sum struct {
+		b   []byte
+		err error
+	}
+	spans := make(chan span, 64)
+	hashed := make(chan sum, 1)
+	go func(spans <-chan span) { // the hasher
+		h := sha256.New()
+		buf := make([]byte, bufSize)
+		var err error
+		for sp := range spans {
+			for off, end := sp.off, sp.off+sp.n; off < end && err == nil; {
+				k, rerr := src.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+				h.Write(buf[:k])
+				off += int64(k)
+				if rerr != nil && off < end {
+					err = fmt.Errorf("reading the image back to hash it: %w", rerr)
+				}
+			}
+		}
+		hashed <- sum{h.Sum(nil), err}
+	}(spans)
+	finish := func() sum {
+		if spans != nil {
+			close(spans)
+			spans = nil
+		}
+		return <-hashed
+	}
+	var n int64
+	last := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			finish()
+			return n, nil, err
+		}
+		chunk := int64(rangeChunk)
+		if limit > 0 {
+			chunk = min(chunk, limit-n)
+		}
+		var m int64
+		if chunk > 0 {
+			m, err = dst.ReadFrom(io.LimitReader(src, chunk))
+			if m > 0 {
+				writeback(dst, n, m)
+				spans <- span{start + n, m}
+				n += m
+			}
+			if err != nil {
+				finish()
+				return n, nil, fmt.Errorf("%w: %w", sdk.ErrIO, err)
+			}
+		}
+		if m == 0 { // src's end, or limit reached
+			if limit > 0 && n == limit {
+				var one [1]byte
+				if k, _ := src.ReadAt(one[:], start+n); k > 0 {
+					finish()
+					return n, nil, over
+				}
+			}
+			r := finish()
+			if r.err != nil {
+				return n, nil, r.err
+			}
+			return n, r.b, nil
 		}
 		if time.Since(last) >= progressEvery {
 			last = time.Now()

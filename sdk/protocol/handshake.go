@@ -21,7 +21,10 @@ const Version = 1
 // them, sets CloseRequest.handover on a swap (a plugin that does not know
 // it closes as before), and passes what a driver writes on a resource
 // stream back to the client (a download), saying so with [HostMinorHeader].
-const Minor = 4
+// Minor 5 lets the host hand a byte stream's client data over as a local
+// file ([LocalFileHeader]) instead of its bytes, to a plugin of minor 5 or
+// later, which says it took the file with [LocalFileTakenHeader].
+const Minor = 5
 
 // PluginName is the name under which a plugin binary serves its driver.
 const PluginName = "driver"
@@ -41,6 +44,19 @@ const ResourceHeader = "jumpwire-resource"
 // speaks (minor 4 on). A driver writes to a resource (a download) only when
 // the host says 4 or more: an older host drops what the driver writes.
 const HostMinorHeader = "jumpwire-host-minor"
+
+// LocalFileHeader is the gRPC metadata key with which the host (minor 5 on)
+// tells a plugin that a byte stream's client data is a local file, not
+// frames: its value is a path the plugin can open for reading
+// (/proc/<host pid>/fd/<n>: the host holds the file open while the stream
+// lasts). The client sends no data on such a stream, only its half-close.
+const LocalFileHeader = "jumpwire-local-file"
+
+// LocalFileTakenHeader is the gRPC response header with which a plugin says
+// it opened the file of [LocalFileHeader] and reads the stream's data from
+// it. A plugin that does not send it (older, or it could not open the file)
+// gets the file's bytes as frames from the host, as any other stream.
+const LocalFileTakenHeader = "jumpwire-local-file-taken"
 
 // MagicCookieKey and MagicCookieValue are the environment variable the host
 // sets for a plugin it starts. A binary started without it (by hand, say)

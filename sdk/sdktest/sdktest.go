@@ -281,14 +281,32 @@ type Conn struct {
 
 // Stream opens a byte stream to method.
 func (i *Instance) Stream(ctx context.Context, method string) (*Conn, error) {
+	c, _, err := i.stream(ctx, method, nil)
+	return c, err
+}
+
+// StreamFile opens a byte stream to method whose client data is f, handed
+// over as a local file (protocol.LocalFileHeader), as the exporter hands
+// over the image of a client on its machine; taken says whether the driver
+// took it (else send f's bytes on the Conn, as the exporter does). Keep f
+// open while the stream lasts, and half-close the Conn as a client does.
+func (i *Instance) StreamFile(ctx context.Context, method string, f *os.File) (c *Conn, taken bool, err error) {
+	return i.stream(ctx, method, f)
+}
+
+func (i *Instance) stream(ctx context.Context, method string, local *os.File) (*Conn, bool, error) {
 	ctx = metadata.AppendToOutgoingContext(ctx, protocol.MethodHeader, method)
+	if local != nil {
+		ctx = metadata.AppendToOutgoingContext(ctx, protocol.LocalFileHeader,
+			fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local.Fd()))
+	}
 	s, err := i.RPC.Stream(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	md, err := s.Header()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if md == nil {
 		// The driver ended the stream without opening it (no such method,
@@ -297,9 +315,9 @@ func (i *Instance) Stream(ctx context.Context, method string) (*Conn, error) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("sdktest: %s: the stream ended before it opened", method)
 		}
-		return nil, err
+		return nil, false, err
 	}
-	return &Conn{s: s}, nil
+	return &Conn{s: s}, len(md.Get(protocol.LocalFileTakenHeader)) > 0, nil
 }
 
 // Read reads what the driver wrote; io.EOF once the driver closed its side.
