@@ -58,7 +58,7 @@ func TestCallArguments(t *testing.T) {
 		{"negative int64", int64(-1), -1.0},
 		{"uint8", uint8(200), 200.0},
 		{"float32", float32(0.5), 0.5},
-		{"largest exact int", 1 << 53, float64(1 << 53)},
+		{"largest exact int", int64(1 << 53), float64(1 << 53)},
 		{"json.Number int", json.Number("12"), 12.0},
 		{"json.Number float", json.Number("1.5e3"), 1500.0},
 		{"[]string", []string{"a", "b"}, []any{"a", "b"}},
@@ -119,7 +119,7 @@ func TestCallBadArguments(t *testing.T) {
 		args []any
 		want string
 	}{
-		{"int beyond 2^53", []any{1<<53 + 1}, "echo.echo: argument 1: integer 9007199254740993 does not fit in a JSON number (limit 2^53)"},
+		{"int beyond 2^53", []any{int64(1<<53 + 1)}, "echo.echo: argument 1: integer 9007199254740993 does not fit in a JSON number (limit 2^53)"},
 		{"uint beyond 2^53", []any{"ok", uint64(math.MaxUint64)}, "echo.echo: argument 2: integer 18446744073709551615 does not fit in a JSON number (limit 2^53)"},
 		{"json.Number beyond 2^53", []any{json.Number("99999999999999999999")}, "echo.echo: argument 1: integer 99999999999999999999 does not fit in a JSON number (limit 2^53)"},
 		{"bytes", []any{[]byte("x")}, "echo.echo: argument 1: bytes cannot travel as a JSON value (upload them through a resource stream)"},
