@@ -23,54 +23,8 @@ import (
 // board's web page through its forwarded port, power off. It needs the
 // board image (make test builds it and sets JUMPWIRE_BOARD_IMAGE) and qemu.
 func TestBoardE2E(t *testing.T) {
-	img := os.Getenv("JUMPWIRE_BOARD_IMAGE")
-	if img == "" {
-		t.Skip("JUMPWIRE_BOARD_IMAGE is not set: `make test` builds the board image (make image) and sets it")
-	}
-	for _, f := range []string{"vmlinuz", "initrd.img", "disk.img", "disk.img.gz"} {
-		if _, err := os.Stat(filepath.Join(img, f)); err != nil {
-			t.Fatalf("the board image is incomplete: %v (run make image)", err)
-		}
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Fatalf("qemu is not installed (make board-deps installs it): %v", err)
-	}
-	jw := jwBinary(t)
-	for _, d := range []string{"qemu", "storage", "shell"} {
-		dst := filepath.Join(filepath.Dir(jw), "plugins", "jumpwire-driver-"+d)
-		if err := os.Link(testbin.Build(t, "./drivers/"+d+"/cmd/jumpwire-driver-"+d), dst); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	tmpl, err := os.ReadFile(filepath.Join(testbin.Root(t), "examples", "qemu-board.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "exporter.yaml")
-	conf := strings.NewReplacer("BOARD_DIR", dir, "BOARD_IMAGE", img).Replace(string(tmpl))
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "e.sock")
-	exp := exec.Command(jw, "run", "-c", cfg, "--listen", "unix://"+sock)
-	exp.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=")
-	var expLog bytes.Buffer
-	exp.Stderr = &expLog
-	if err := exp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = exp.Process.Kill()
-			_ = exp.Wait()
-		}
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", expLog.String())
-		}
-	})
-	waitFor(t, "the exporter listens", func() bool { _, err := os.Stat(sock); return err == nil })
+	b := startBoard(t)
+	jw, img, sock, exp := b.jw, b.img, b.sock, b.exp
 
 	// Flash with jw flash: the gzip image arrives decompressed, fsynced, hashed.
 	disk, err := os.ReadFile(filepath.Join(img, "disk.img"))
@@ -168,7 +122,7 @@ func TestBoardE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = exp.Wait()
-	stopped = true
+	b.exited = true
 	waitFor(t, "qemu ends with the exporter", func() bool { return !running(qemuPid) })
 }
 
@@ -255,4 +209,70 @@ func TestFlashUpload(t *testing.T) {
 	if err != nil || string(out) != want {
 		t.Fatalf("jw flash sink: %v\n%s\nwant %q", err, out, want)
 	}
+}
+
+// boardRun is the QEMU board's exporter that startBoard started.
+type boardRun struct {
+	jw, img   string // jw, and the board image's directory
+	dir       string // the exporter's config, socket and board state
+	cfg       string
+	conf      string // the config as written
+	sock      string
+	exp       *exec.Cmd
+	exited    bool // set once the test stopped or killed exp itself
+	expStderr bytes.Buffer
+}
+
+// startBoard starts jw run on examples/qemu-board.yaml with the board
+// image (JUMPWIRE_BOARD_IMAGE; the test is skipped without it) and waits
+// until it listens. The exporter is killed at the test's end unless the
+// test set exited, and its log is shown when the test failed.
+func startBoard(t *testing.T) *boardRun {
+	t.Helper()
+	img := os.Getenv("JUMPWIRE_BOARD_IMAGE")
+	if img == "" {
+		t.Skip("JUMPWIRE_BOARD_IMAGE is not set: `make test` builds the board image (make image) and sets it")
+	}
+	for _, f := range []string{"vmlinuz", "initrd.img", "disk.img", "disk.img.gz"} {
+		if _, err := os.Stat(filepath.Join(img, f)); err != nil {
+			t.Fatalf("the board image is incomplete: %v (run make image)", err)
+		}
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatalf("qemu is not installed (make board-deps installs it): %v", err)
+	}
+	b := &boardRun{jw: jwBinary(t), img: img, dir: t.TempDir()}
+	for _, d := range []string{"qemu", "storage", "shell"} {
+		dst := filepath.Join(filepath.Dir(b.jw), "plugins", "jumpwire-driver-"+d)
+		if err := os.Link(testbin.Build(t, "./drivers/"+d+"/cmd/jumpwire-driver-"+d), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmpl, err := os.ReadFile(filepath.Join(testbin.Root(t), "examples", "qemu-board.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cfg = filepath.Join(b.dir, "exporter.yaml")
+	b.conf = strings.NewReplacer("BOARD_DIR", b.dir, "BOARD_IMAGE", img).Replace(string(tmpl))
+	if err := os.WriteFile(b.cfg, []byte(b.conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.sock = filepath.Join(b.dir, "e.sock")
+	b.exp = exec.Command(b.jw, "run", "-c", b.cfg, "--listen", "unix://"+b.sock)
+	b.exp.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=")
+	b.exp.Stderr = &b.expStderr
+	if err := b.exp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !b.exited {
+			_ = b.exp.Process.Kill()
+			_ = b.exp.Wait()
+		}
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", b.expStderr.String())
+		}
+	})
+	waitFor(t, "the exporter listens", func() bool { _, err := os.Stat(b.sock); return err == nil })
+	return b
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jumpwire-dev/jumpwire/client"
-	"github.com/jumpwire-dev/jumpwire/internal/testbin"
 )
 
 // TestBoardSurvivesASwap: replacing the board's power driver within a
@@ -23,49 +21,8 @@ import (
 // (a file written before the swap), and off() still reaches it. Killing
 // the exporter (SIGKILL) then leaves no qemu and no keeper behind.
 func TestBoardSurvivesASwap(t *testing.T) {
-	img := os.Getenv("JUMPWIRE_BOARD_IMAGE")
-	if img == "" {
-		t.Skip("JUMPWIRE_BOARD_IMAGE is not set: `make test` builds the board image (make image) and sets it")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Fatalf("qemu is not installed (make board-deps installs it): %v", err)
-	}
-	jw := jwBinary(t)
-	for _, d := range []string{"qemu", "storage", "shell"} {
-		dst := filepath.Join(filepath.Dir(jw), "plugins", "jumpwire-driver-"+d)
-		if err := os.Link(testbin.Build(t, "./drivers/"+d+"/cmd/jumpwire-driver-"+d), dst); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	tmpl, err := os.ReadFile(filepath.Join(testbin.Root(t), "examples", "qemu-board.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "exporter.yaml")
-	conf := strings.NewReplacer("BOARD_DIR", dir, "BOARD_IMAGE", img).Replace(string(tmpl))
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "e.sock")
-	exp := exec.Command(jw, "run", "-c", cfg, "--listen", "unix://"+sock)
-	exp.Env = append(os.Environ(), "JUMPWIRE_PLUGIN_PATH=")
-	var expLog bytes.Buffer
-	exp.Stderr = &expLog
-	if err := exp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = exp.Process.Kill()
-			_ = exp.Wait()
-		}
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", expLog.String())
-		}
-	})
-	waitFor(t, "the exporter listens", func() bool { _, err := os.Stat(sock); return err == nil })
+	b := startBoard(t)
+	jw, img, dir, cfg, conf, sock, exp := b.jw, b.img, b.dir, b.cfg, b.conf, b.sock, b.exp
 	if out, err := exec.Command(jw, "--host", "unix://"+sock, "flash", "board.flasher", filepath.Join(img, "disk.img.gz")).CombinedOutput(); err != nil {
 		t.Fatalf("jw flash: %v\n%s", err, out)
 	}
@@ -190,6 +147,6 @@ func TestBoardSurvivesASwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = exp.Wait()
-	killed = true
+	b.exited = true
 	waitFor(t, "qemu and its keeper end with the exporter", func() bool { return !running(before) && !running(rec.Keeper) })
 }
