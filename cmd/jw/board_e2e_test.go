@@ -40,22 +40,7 @@ func TestBoardE2E(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	c, err := client.Dial(ctx, "unix://"+sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	tree, err := c.Tree(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uuid := func(path string) string {
-		d, err := tree.Lookup(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.UUID
-	}
+	c, uuid := b.dial(ctx, t)
 	st, err := c.Call(ctx, uuid("board.flasher"), "status")
 	if m, _ := st.(map[string]any); err != nil || m["complete"] != true || m["mux"] != "dut" || m["sha256"] != want {
 		t.Fatalf("flasher status after jw flash: %v, %v; want complete, switched back to the DUT, the image's sha256", st, err)
@@ -275,4 +260,26 @@ func startBoard(t *testing.T) *boardRun {
 	})
 	waitFor(t, "the exporter listens", func() bool { _, err := os.Stat(b.sock); return err == nil })
 	return b
+}
+
+// dial connects to the board's exporter (closed at the test's end) and
+// returns the client and a lookup of a driver's uuid by its path.
+func (b *boardRun) dial(ctx context.Context, t *testing.T) (*client.Client, func(path string) string) {
+	t.Helper()
+	c, err := client.Dial(ctx, "unix://"+b.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tree, err := c.Tree(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func(path string) string {
+		d, err := tree.Lookup(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.UUID
+	}
 }

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jumpwire-dev/jumpwire/client"
 )
 
 // TestBoardSurvivesASwap: replacing the board's power driver within a
@@ -29,22 +27,7 @@ func TestBoardSurvivesASwap(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	c, err := client.Dial(ctx, "unix://"+sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	tree, err := c.Tree(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uuid := func(path string) string {
-		d, err := tree.Lookup(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.UUID
-	}
+	c, uuid := b.dial(ctx, t)
 	qemuPid := func() int {
 		ps, err := c.Call(ctx, uuid("board.power"), "status")
 		if err != nil {
