@@ -1,10 +1,8 @@
 package storage_test
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,19 +29,7 @@ func writeLocal(t *testing.T, d *sdktest.Instance, img string) (progress []stora
 		t.Fatal("write_stream did not take the local file")
 	}
 	_ = conn.CloseWrite() // a driver that refuses may have ended the stream already
-	sc := bufio.NewScanner(conn)
-	for sc.Scan() {
-		var r storage.Reply
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("write_stream answered %q: %v", sc.Text(), err)
-		}
-		if r.Progress != nil {
-			progress = append(progress, *r.Progress)
-			continue
-		}
-		last = r
-	}
-	return progress, last
+	return readReplies(t, conn)
 }
 
 func TestWriteLocalFile(t *testing.T) {

@@ -49,6 +49,13 @@ func writeStream(t *testing.T, d *sdktest.Instance, img []byte) (progress []stor
 		}
 		_ = conn.CloseWrite()
 	}()
+	return readReplies(t, conn)
+}
+
+// readReplies reads write_stream's JSON lines: the progress reports, and
+// the last line, its result.
+func readReplies(t *testing.T, conn io.Reader) (progress []storage.Progress, last storage.Reply) {
+	t.Helper()
 	sc := bufio.NewScanner(conn)
 	for sc.Scan() {
 		var r storage.Reply
