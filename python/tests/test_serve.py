@@ -194,7 +194,7 @@ def _wait_gone(pid: int) -> None:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().split(") ")[1].startswith("Z"):
                     return
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between the open and the read
             return
         time.sleep(0.05)
     raise AssertionError(f"process {pid} still runs")
