@@ -117,7 +117,13 @@ func setup(t *testing.T) *suite {
 	}
 
 	home := filepath.Join(dir, "home") // upstream's tools may write their config there
-	images := filepath.Join(dir, "images")
+	// The images are made once for the package's tests (compressing them
+	// takes 15 s of CPU): testbin.Main's cache directory lives as long as
+	// the run, and images.py leaves a complete set as it is.
+	images := filepath.Join(os.Getenv("XDG_CACHE_HOME"), "compat-images")
+	if os.Getenv("XDG_CACHE_HOME") == "" {
+		images = filepath.Join(dir, "images")
+	}
 	s.env = append(os.Environ(),
 		"PATH="+filepath.Join(s.venv, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
