@@ -55,16 +55,7 @@ func TestBoardE2E(t *testing.T) {
 	qemuPid := int(ps.(map[string]any)["pid"].(float64))
 
 	// Log in on the serial console.
-	con, err := c.Stream(ctx, uuid("board.console"), "connect")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer con.Close()
-	expectOn(t, con, "login:")
-	if _, err := con.Write([]byte("root\r")); err != nil {
-		t.Fatal(err)
-	}
-	expectOn(t, con, "# ")
+	con := loginOnConsole(ctx, t, c, uuid("board.console"))
 	if _, err := con.Write([]byte("echo jw-$((6 * 7))\r")); err != nil {
 		t.Fatal(err)
 	}
@@ -282,4 +273,21 @@ func (b *boardRun) dial(ctx context.Context, t *testing.T) (*client.Client, func
 		}
 		return d.UUID
 	}
+}
+
+// loginOnConsole opens the board's console (closed at the test's end) and
+// logs in as root, up to the shell's prompt.
+func loginOnConsole(ctx context.Context, t *testing.T, c *client.Client, console string) *client.Stream {
+	t.Helper()
+	con, err := c.Stream(ctx, console, "connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { con.Close() })
+	expectOn(t, con, "login:")
+	if _, err := con.Write([]byte("root\r")); err != nil {
+		t.Fatal(err)
+	}
+	expectOn(t, con, "# ")
+	return con
 }

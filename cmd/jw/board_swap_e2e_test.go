@@ -61,16 +61,7 @@ func TestBoardSurvivesASwap(t *testing.T) {
 	}
 	before := qemuPid()
 	oldPlugin := pluginPid()
-	con, err := c.Stream(ctx, uuid("board.console"), "connect")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer con.Close()
-	expectOn(t, con, "login:")
-	if _, err := con.Write([]byte("root\r")); err != nil {
-		t.Fatal(err)
-	}
-	expectOn(t, con, "# ")
+	con := loginOnConsole(ctx, t, c, uuid("board.console"))
 	if _, err := con.Write([]byte("echo swapped > /tmp/jw-marker && echo written-$((20+1))\r")); err != nil {
 		t.Fatal(err)
 	}

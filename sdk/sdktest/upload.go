@@ -20,15 +20,8 @@ import (
 // that goes away does. wait returns once the driver is over with the upload,
 // with r's error if any.
 func (i *Instance) Upload(ctx context.Context, r io.Reader) (handle map[string]any, wait func() error, err error) {
-	uuid := rand.Text()
-	ctx, cancel := context.WithCancel(resourceContext(ctx, uuid))
-	s, err := i.RPC.Stream(ctx)
+	uuid, s, cancel, err := i.openResource(ctx)
 	if err != nil {
-		cancel()
-		return nil, nil, err
-	}
-	if _, err := s.Header(); err != nil {
-		cancel()
 		return nil, nil, err
 	}
 	done := make(chan error, 1)
@@ -86,15 +79,8 @@ func send(s pluginv1.Driver_StreamClient, r io.Reader) error {
 // completed the download, the stream's error when it failed or broke off
 // (or w's error). Cancelling ctx is a client that goes away.
 func (i *Instance) Download(ctx context.Context, w io.Writer) (handle map[string]any, wait func() error, err error) {
-	uuid := rand.Text()
-	ctx, cancel := context.WithCancel(resourceContext(ctx, uuid))
-	s, err := i.RPC.Stream(ctx)
+	uuid, s, cancel, err := i.openResource(ctx)
 	if err != nil {
-		cancel()
-		return nil, nil, err
-	}
-	if _, err := s.Header(); err != nil {
-		cancel()
 		return nil, nil, err
 	}
 	// Nothing to upload: the client's half ends at once, as upstream's
@@ -140,4 +126,21 @@ func receive(s pluginv1.Driver_StreamClient, w io.Writer) error {
 			return errors.New("sdktest: download: the driver reset the stream")
 		}
 	}
+}
+
+// openResource opens the stream of a new resource, as the exporter does for
+// a call's handle, and waits until the driver's side is open.
+func (i *Instance) openResource(ctx context.Context) (string, pluginv1.Driver_StreamClient, context.CancelFunc, error) {
+	uuid := rand.Text()
+	ctx, cancel := context.WithCancel(resourceContext(ctx, uuid))
+	s, err := i.RPC.Stream(ctx)
+	if err != nil {
+		cancel()
+		return "", nil, nil, err
+	}
+	if _, err := s.Header(); err != nil {
+		cancel()
+		return "", nil, nil, err
+	}
+	return uuid, s, cancel, nil
 }
