@@ -183,6 +183,12 @@ func TestOffKillsAStubbornQemu(t *testing.T) {
 	if _, err := b.power.Call(ctx, "off"); err != nil {
 		t.Fatal(err)
 	}
+	// SIGKILL is sent before off returns; the kernel's teardown of the
+	// process may take a moment longer.
+	deadline := time.Now().Add(5 * time.Second)
+	for !gone(pid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if !gone(pid) {
 		t.Fatalf("qemu (pid %d) survived off", pid)
 	}
