@@ -185,12 +185,20 @@ func (g *guard) admit(addr net.Addr) {
 	}
 }
 
+// refusalLinger is how long a connection that sent too much without an
+// admitted call stays open, unread, before it is closed.
+const refusalLinger = 100 * time.Millisecond
+
 // Read reads from the connection, and closes it once it has sent more
 // than AnonymousBytes without an admitted call.
 func (c *guardedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if !c.admitted.Load() && c.read.Add(int64(n)) > c.g.limits.AnonymousBytes {
 		c.g.refused.add("client", c.client, "reason", fmt.Sprintf("sent more than %d bytes without an admitted call", c.g.limits.AnonymousBytes))
+		// Read no more, but give the refusals already queued (a wrong
+		// passphrase's UNAUTHENTICATED) a moment to be written, so the
+		// client learns why rather than seeing a reset.
+		time.Sleep(refusalLinger)
 		c.Close()
 		if err == nil {
 			err = net.ErrClosed
