@@ -66,27 +66,41 @@ SHELL       := /bin/bash
 GOTEST = $(GO) test -race -count=1 -json
 PROGRESS = $(CURDIR)/$(BIN)/testprogress
 
-## test: vet and the whole test suite with the race detector: the root module,
-## the SDK module, the out-of-tree driver example (which requires the SDK
-## only), then the end-to-end suites (test-e2e); the cross builds first; the
-## QEMU board's end-to-end test uses the image `make image` builds.
-## Benchmarks' smoke runs are left to bench-smoke.
-test: build image venv cross test-go test-e2e
+## test: vet and the whole test suite with the race detector: the root module
+## (whose cmd/jw tests also vet and test the out-of-tree driver example, which
+## requires the SDK only) and the SDK module (test-go), with the end-to-end
+## suites outside go test (test-e2e) running beside it, their output printed
+## after go test's; the cross builds first; the QEMU board's end-to-end test
+## uses the image `make image` builds. Benchmarks' smoke runs are left to
+## bench-smoke.
+test: build image venv cross $(BIN)/testprogress
+	@log=$$(mktemp -t jumpwire-e2e.XXXXXX) && trap 'rm -f "$$log"' EXIT && \
+		echo "make test-e2e >$$log (beside test-go; printed when it ends)" && \
+		{ $(MAKE) --no-print-directory test-e2e >"$$log" 2>&1 & } && e2e=$$! && \
+		$(MAKE) --no-print-directory test-go; gort=$$?; \
+		wait $$e2e; e2ert=$$?; \
+		echo "--- make test-e2e (exit code $$e2ert):"; cat "$$log"; \
+		[ $$gort -eq 0 ] && [ $$e2ert -eq 0 ]
 
-## test-go: vet and go test of the three modules
+# GOTESTPKGS is the root module's packages, those that run longest first,
+# so that with go test's parallelism (GOTESTP packages at once; they mostly
+# wait for the processes they start) they do not end the run alone.
+GOTESTP    ?= 3
+GOTESTPKGS  = ./exporter ./compat ./cmd/jw ./...
+
+## test-go: vet and go test of the root and SDK modules
 test-go: $(BIN)/testprogress
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./... && $(GOTEST) ./... | $(PROGRESS)
-	cd examples/vendor-driver && $(GO) vet ./... && $(GOTEST) ./... | $(PROGRESS)
 	@shared=$$(mktemp -d -t jumpwire-testbin.XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
-		echo "JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -timeout 20m ./... | testprogress" && \
-		JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" JUMPWIRE_REQUIRE_PYTHON=1 JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -timeout 20m ./... | $(PROGRESS)
+		echo "JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -p $(GOTESTP) -timeout 20m $(GOTESTPKGS) | testprogress" && \
+		JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" JUMPWIRE_REQUIRE_PYTHON=1 JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -p $(GOTESTP) -timeout 20m $(GOTESTPKGS) | $(PROGRESS)
 
 $(BIN)/testprogress: internal/testprogress/main.go
 	$(GO) build -o $@ ./internal/testprogress
 
 ## test-e2e: the end-to-end suites outside go test, each a target added to
-## E2E (e.g. E2E += test-python-compat); they run after test-go
+## E2E (e.g. E2E += test-python-compat); make test runs them beside test-go
 E2E ?=
 E2E += test-python
 test-e2e: $(E2E)

@@ -1,4 +1,4 @@
-"""The upload images of the compatibility suite: a 64 MiB image and its
+"""The upload images of the compatibility suite: a 16 MiB image and its
 gzip, xz, bz2 and zstd versions, made once per suite run (compressing takes
 longer than uploading) into a directory named by COMPAT_IMAGES or the first
 argument.
@@ -20,7 +20,7 @@ if sys.version_info >= (3, 14):
 else:
     from backports import zstd
 
-SIZE = 64 << 20
+SIZE = 16 << 20
 BLOCK = 1 << 10
 ENCODINGS = ("gzip", "xz", "bz2", "zstd")
 

@@ -81,7 +81,7 @@ func decode(t *testing.T, encoding string, data []byte) []byte {
 // error instead.
 func TestDownloads(t *testing.T) {
 	rig := serveSink(t)
-	const size = 9<<20 + 5
+	const size = 3<<20 + 5
 	want := testPattern(size)
 	for _, enc := range []string{"", "gzip", "zstd", "xz"} {
 		t.Run("encoding "+enc, func(t *testing.T) {

@@ -149,7 +149,7 @@ func encode(t *testing.T, encoding string, data []byte) []byte {
 // covered by the compatibility suite: Go has no bzip2 encoder.)
 func TestUploads(t *testing.T) {
 	rig := serveSink(t)
-	data := image(8 << 20)
+	data := image(3 << 20)
 	sum := sha256.Sum256(data)
 	want := hex.EncodeToString(sum[:])
 	for _, enc := range []string{"", "gzip", "zstd", "xz"} {
