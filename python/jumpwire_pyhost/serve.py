@@ -120,7 +120,7 @@ def _kill_group_and_exit(signum: int, _frame: object) -> None:
     os._exit(128 + signum)
 
 
-def _generic_handlers() -> grpc.GenericRpcHandler:
+def _generic_handlers() -> list[grpc.GenericRpcHandler]:
     def ident(b: bytes) -> bytes:
         return b
 
@@ -173,6 +173,12 @@ async def serve(type_path: str, handshake_out: IO[str]) -> None:
     try:
         await stopping.wait()
         await server.stop(grace=1.0)
+        # grpc's own task of each call (the Shutdown call's, often) may not
+        # have seen its call end yet: asyncio.run would cancel it, and grpc
+        # logs a cancelled call task as an error.
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        if others:
+            await asyncio.wait(others, timeout=0.25)
     finally:
         for p in (path, os.path.dirname(path)):
             try:

@@ -166,6 +166,22 @@ def test_reset_and_close(start) -> None:
     assert p.proc.wait(30) == 0
 
 
+def test_close_then_shutdown_end_quietly(start) -> None:
+    # The exporter's stop: Close, then go-plugin's Shutdown, which arrives
+    # while the server stops. The process ends 0 and logs no error.
+    for _ in range(5):
+        p = start("testdrivers.Kinds")
+        p.rpc.Close(pb.CloseRequest(), timeout=30)
+        try:
+            p.channel.unary_unary("/plugin.GRPCController/Shutdown")(b"", timeout=30)
+        except grpc.RpcError as e:  # the server may stop before it answers
+            assert e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), e
+        p.channel.close()
+        assert p.proc.wait(30) == 0
+        errors = [x for x in p.stderr_lines() if x["@level"] == "error"]
+        assert not errors, errors
+
+
 def test_crash_exits_the_process(start) -> None:
     p = start("testdrivers.Kinds")
     with pytest.raises(grpc.RpcError) as e:
