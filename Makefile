@@ -11,6 +11,12 @@ PYREQS   := $(sort $(wildcard python/requirements*.txt))
 
 .PHONY: all build cross venv compat-upstream board-deps image demo test test-go test-e2e test-python bench-smoke bench abuse fuzz proto proto-python proto-check lint fmt clean
 
+# Every go command builds with -trimpath: the compiled packages do not depend
+# on the checkout's path, so another clone finds them in Go's build cache, and
+# make build, the tests' own builds (internal/testbin) and go test share them.
+GOFLAGS += -trimpath
+export GOFLAGS
+
 # Where `make image` puts the demo board's image (kernel, initramfs, disk): a cache, never committed.
 BOARD_IMAGE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/jumpwire/board
 
@@ -88,10 +94,7 @@ test: build image venv $(BIN)/testprogress
 GOTESTP    ?= 3
 GOTESTPKGS  = ./exporter ./compat ./cmd/jw ./...
 
-## test-go: vet and go test of the root and SDK modules. -trimpath keeps the
-## compiled packages out of the checkout's path, so that another clone's run
-## finds them in Go's build cache.
-test-go: export GOFLAGS += -trimpath
+## test-go: vet and go test of the root and SDK modules
 test-go: $(BIN)/testprogress
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./... && $(GOTEST) ./... | $(PROGRESS)
