@@ -89,8 +89,9 @@ test: build image venv $(BIN)/testprogress
 		[ $$gort -eq 0 ] && [ $$e2ert -eq 0 ]
 
 # GOTESTPKGS is the root module's packages, those that run longest first,
-# so that with go test's parallelism (GOTESTP packages at once; they mostly
-# wait for the processes they start) they do not end the run alone.
+# so that with go test's parallelism (GOTESTP packages at once; each long
+# package keeps about one core busy, its processes waiting on each other the
+# rest of the time) they do not end the run alone.
 GOTESTP    ?= 3
 GOTESTPKGS  = ./exporter ./compat ./cmd/jw ./...
 
