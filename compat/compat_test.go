@@ -120,9 +120,9 @@ func setup(t *testing.T) *suite {
 	// The images are made once for the package's tests (compressing them
 	// takes 15 s of CPU): testbin.Main's cache directory lives as long as
 	// the run, and images.py leaves a complete set as it is.
-	images := filepath.Join(os.Getenv("XDG_CACHE_HOME"), "compat-images")
-	if os.Getenv("XDG_CACHE_HOME") == "" {
-		images = filepath.Join(dir, "images")
+	images := filepath.Join(dir, "images")
+	if cache := os.Getenv("XDG_CACHE_HOME"); cache != "" {
+		images = filepath.Join(cache, "compat-images")
 	}
 	s.env = append(os.Environ(),
 		"PATH="+filepath.Join(s.venv, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"),

@@ -3,6 +3,7 @@ package qemu_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -185,13 +186,7 @@ func TestOffKillsAStubbornQemu(t *testing.T) {
 	}
 	// SIGKILL is sent before off returns; the kernel's teardown of the
 	// process may take a moment longer.
-	deadline := time.Now().Add(5 * time.Second)
-	for !gone(pid) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !gone(pid) {
-		t.Fatalf("qemu (pid %d) survived off", pid)
-	}
+	waitFor(t, fmt.Sprintf("qemu (pid %d), which survived off", pid), func() bool { return gone(pid) })
 }
 
 func TestCloseStopsTheBoard(t *testing.T) {
