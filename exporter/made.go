@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/jumpwire-dev/jumpwire/exporter/config"
+	"github.com/jumpwire-dev/jumpwire/sdk/protocol"
 	"github.com/jumpwire-dev/jumpwire/sdk/protocol/pluginv1"
 	"google.golang.org/grpc/metadata"
 )
@@ -17,11 +18,8 @@ import (
 // with paths relative to the configured instance. The exporter adds them to
 // the tree below their instance, with uuids from their paths like every
 // node, and routes their calls and streams to the instance's process with
-// the relative path in the instanceHeader metadata.
-const (
-	labelChildren  = "jumpwire.dev/children"
-	instanceHeader = "jumpwire-instance"
-)
+// the relative path in the protocol.InstanceHeader metadata.
+const labelChildren = "jumpwire.dev/children"
 
 // madeChild is one child as the driver's process describes it.
 type madeChild struct {
@@ -162,5 +160,5 @@ func route(ctx context.Context, n *node) (context.Context, *node) {
 	if n.owner == nil {
 		return ctx, n
 	}
-	return metadata.AppendToOutgoingContext(ctx, instanceHeader, n.rel), n.owner
+	return metadata.AppendToOutgoingContext(ctx, protocol.InstanceHeader, n.rel), n.owner
 }

@@ -294,6 +294,16 @@ func (i *Instance) Call(ctx context.Context, method string, args []*structpb.Val
 func (i *Instance) call(ctx context.Context, method string, args []*structpb.Value, uploads []Upload) (*structpb.Value, error) {
 	ctx, done := i.join(ctx)
 	defer done()
+	if calls := i.proc.calls; calls != nil && len(uploads) == 0 && calls.usable() {
+		resp, driverErr, err := calls.call(ctx, outgoing(ctx, protocol.InstanceHeader), &pluginv1.CallRequest{Method: method, Args: args})
+		if err != nil {
+			if driverErr && i.cut.Err() == nil {
+				return nil, err
+			}
+			return nil, i.callError(ctx, err, nil)
+		}
+		return resp.Result, nil
+	}
 	ctx, stop := i.feed(ctx, uploads)
 	var trailer metadata.MD
 	resp, err := i.proc.rpc.Call(ctx, &pluginv1.CallRequest{Method: method, Args: args}, grpc.Trailer(&trailer))
@@ -305,6 +315,15 @@ func (i *Instance) call(ctx context.Context, method string, args []*structpb.Val
 		return nil, err
 	}
 	return resp.Result, nil
+}
+
+// outgoing is the last value of the outgoing metadata key in ctx.
+func outgoing(ctx context.Context, key string) string {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	if v := md.Get(key); len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
 }
 
 // StreamingCall calls a method whose results arrive one by one. Stopping the

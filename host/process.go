@@ -53,6 +53,7 @@ type Process struct {
 	said   *stderrTail
 	rpc    pluginv1.DriverClient
 	info   *pluginv1.DescribeResponse
+	calls  *callSocket // the plugin's call socket, when it offers one
 
 	stopOnce sync.Once
 }
@@ -129,6 +130,12 @@ func Launch(ctx context.Context, o LaunchOptions) (*Process, error) {
 		return fail(grpcerr.Wrap(err, "%s: describe", o.Binary))
 	}
 	p.info = info
+	if path := info.GetCallSocket(); path != "" {
+		// Without it the calls take gRPC, as with any plugin.
+		if p.calls, err = dialCallSocket(path, pr.pid); err != nil {
+			o.Logger.Warn("calls take gRPC", "binary", o.Binary, "error", err)
+		}
+	}
 	return p, nil
 }
 
@@ -208,6 +215,9 @@ func (p *Process) RPC() pluginv1.DriverClient { return p.rpc }
 func (p *Process) Stop() { p.stopOnce.Do(p.kill) }
 
 func (p *Process) kill() {
+	if p.calls != nil {
+		p.calls.close()
+	}
 	p.client.Kill()
 	if p.runner != nil {
 		_ = p.runner.Kill(context.Background())

@@ -5,12 +5,14 @@ Trust: the socket lives in a directory only the exporter's user can enter
 (0700; the exporter's PLUGIN_UNIX_SOCKET_DIR, or a private one made here), and
 the exporter checks the peer credentials of its connection (the pid it
 started). grpcio cannot read the peer credentials of an incoming connection,
-so unlike the Go SDK this side does not check the exporter's pid: it relies on
-the directory's mode."""
+so unlike the Go SDK this side does not check the exporter's pid there: it
+relies on the directory's mode. Its call socket (calls.py), where the
+exporter sends unary calls, accepts only the exporter's pid."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
@@ -23,6 +25,7 @@ from typing import IO
 import grpc
 
 from jumpwire_pyhost import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, hclog
+from jumpwire_pyhost.calls import serve_calls
 from jumpwire_pyhost.catalog import TypeNotFound, import_driver
 from jumpwire_pyhost.pb import plugin_pb2_grpc as pbg
 from jumpwire_pyhost.service import DriverService
@@ -142,14 +145,15 @@ def _generic_handlers() -> list[grpc.GenericRpcHandler]:
     return [health_h, ctl_h]
 
 
-def socket_path() -> str:
+def socket_dir() -> str:
     base = os.environ.get("PLUGIN_UNIX_SOCKET_DIR") or None
-    d = tempfile.mkdtemp(prefix="pyhost-", dir=base)  # mode 0700
-    return os.path.join(d, "plugin.sock")
+    return tempfile.mkdtemp(prefix="pyhost-", dir=base)  # mode 0700
 
 
-async def serve(type_path: str, handshake_out: IO[str]) -> None:
-    """Serves one instance of type_path until Close, SIGTERM or the parent's death."""
+async def serve(type_path: str, handshake_out: IO[str], exporter: int | None = None) -> None:
+    """Serves one instance of type_path until Close, SIGTERM or the parent's
+    death. exporter is the pid of the exporter (by default the parent), the
+    only process its call socket accepts."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -162,16 +166,20 @@ async def serve(type_path: str, handshake_out: IO[str]) -> None:
             ("grpc.max_send_message_length", MAX_MESSAGE_SIZE),
         ]
     )
-    pbg.add_DriverServicer_to_server(DriverService(type_path, on_close=on_close), server)
+    d = socket_dir()
+    path, calls_path = os.path.join(d, "plugin.sock"), os.path.join(d, "calls.sock")
+    service = DriverService(type_path, on_close=on_close, call_socket=calls_path)
+    pbg.add_DriverServicer_to_server(service, server)
     server.add_generic_rpc_handlers(_generic_handlers())
-    path = socket_path()
     server.add_insecure_port("unix:" + path)
+    calls = await serve_calls(service, calls_path, os.getppid() if exporter is None else exporter)
     await server.start()
     handshake_out.write(f"1|{PROTOCOL_VERSION}|unix|{path}|grpc|\n")
     handshake_out.flush()
     log.debug("serving", extra={"type": type_path, "socket": path})
     try:
         await stopping.wait()
+        calls.close()
         await server.stop(grace=1.0)
         # grpc's own task of each call (the Shutdown call's, often) may not
         # have seen its call end yet: asyncio.run would cancel it, and grpc
@@ -180,15 +188,16 @@ async def serve(type_path: str, handshake_out: IO[str]) -> None:
         if others:
             await asyncio.wait(others, timeout=0.25)
     finally:
-        for p in (path, os.path.dirname(path)):
-            try:
-                os.remove(p) if p == path else os.rmdir(p)
-            except OSError:
-                pass
+        for p in (path, calls_path):
+            with contextlib.suppress(OSError):
+                os.remove(p)
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
 
 
-def run(type_path: str, *, watch_parent: bool = True) -> int:
-    """The body of a plugin process. Returns its exit status."""
+def run(type_path: str, *, watch_parent: bool = True, exporter: int | None = None) -> int:
+    """The body of a plugin process, started by the exporter (pid exporter;
+    by default the parent). Returns its exit status."""
     try:
         check_cookie()
         import_driver(type_path)
@@ -205,7 +214,7 @@ def run(type_path: str, *, watch_parent: bool = True) -> int:
     if watch_parent:
         die_with_parent()
     try:
-        asyncio.run(serve(type_path, handshake))
+        asyncio.run(serve(type_path, handshake, exporter))
     except KeyboardInterrupt:
         return 130
     return 0

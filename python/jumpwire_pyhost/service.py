@@ -43,6 +43,16 @@ async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messa
     await context.abort(code, message)
 
 
+class Refused(Exception):
+    """The plugin's own answer to a call that fails: a status code and its
+    sentence, as the client will see them."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def integral(v: Any) -> Any:
     """Turns whole floats back into ints: a config travels as a protobuf
     Struct, whose numbers are doubles, but upstream drivers read their YAML
@@ -73,8 +83,9 @@ def status_of(e: BaseException) -> grpc.StatusCode:
 class DriverService(pbg.DriverServicer):
     """Serves one instance of the driver class type_path."""
 
-    def __init__(self, type_path: str, on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, type_path: str, on_close: Callable[[], None] | None = None, call_socket: str = "") -> None:
         self.type_path = type_path
+        self.call_socket = call_socket
         self.instance: Instance | None = None
         self.closed = False
         self._on_close = on_close
@@ -87,6 +98,7 @@ class DriverService(pbg.DriverServicer):
         except TypeNotFound as e:
             await _abort(context, grpc.StatusCode.NOT_FOUND, f"{self.type_path}: {e}")
         resp.version = version_of(self.type_path)
+        resp.call_socket = self.call_socket
         return resp
 
     async def Configure(self, request: pb.ConfigureRequest, context: grpc.aio.ServicerContext) -> pb.ConfigureResponse:
@@ -123,31 +135,36 @@ class DriverService(pbg.DriverServicer):
             log.debug("configured", extra={"type": self.type_path, "path": request.path})
             return self.instance.configure_response()
 
-    async def _method(self, context: grpc.aio.ServicerContext, name: str, kinds: tuple[int, ...]) -> Any:
+    def _find(self, rel: str, name: str, kinds: tuple[int, ...]) -> Any:
         """Finds an exported method of the addressed driver, as upstream does:
         only methods carrying the marker of their kind are callable."""
         if self.instance is None:
-            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, "the driver is not configured")
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, "the driver is not configured")
         if self.closed:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, "the driver is closed")
-        rel = _metadata(context, INSTANCE_HEADER) or ""
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "the driver is closed")
         driver = self.instance.driver(rel)
         if driver is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"{self.type_path} has no child {rel!r}")
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"{self.type_path} has no child {rel!r}")
         method = getattr(driver, name, None) if name and not name.startswith("_") else None
         if method is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver")
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver")
         kind = method_kind(method)
         if kind not in kinds:
             if kind is None:
-                await _abort(context, grpc.StatusCode.NOT_FOUND, f"method {name} is not exported by the driver")
-            await _abort(
-                context, grpc.StatusCode.INVALID_ARGUMENT, f"{name} is a {_kind_name(kind)} method; call it as one"
-            )
+                raise Refused(grpc.StatusCode.NOT_FOUND, f"method {name} is not exported by the driver")
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{name} is a {_kind_name(kind)} method; call it as one")
         return method
 
-    async def Call(self, request: pb.CallRequest, context: grpc.aio.ServicerContext) -> pb.CallResponse:
-        method = await self._method(context, request.method, (pb.METHOD_KIND_UNARY,))
+    async def _method(self, context: grpc.aio.ServicerContext, name: str, kinds: tuple[int, ...]) -> Any:
+        try:
+            return self._find(_metadata(context, INSTANCE_HEADER) or "", name, kinds)
+        except Refused as e:
+            await _abort(context, e.code, e.message)
+
+    async def call(self, rel: str, request: pb.CallRequest) -> pb.CallResponse:
+        """A unary call to the driver at rel (relative to the instance), on
+        gRPC or the call socket. Every failure is a Refused."""
+        method = self._find(rel, request.method, (pb.METHOD_KIND_UNARY,))
         try:
             args = [decode_value(a) for a in request.args]
             if inspect.iscoroutinefunction(method):
@@ -156,7 +173,13 @@ class DriverService(pbg.DriverServicer):
                 result = await to_thread.run_sync(method, *args)
             return pb.CallResponse(result=encode_value(result))
         except Exception as e:
-            await self._fail(context, request.method, e)
+            raise self._refusal(request.method, e) from e
+
+    async def Call(self, request: pb.CallRequest, context: grpc.aio.ServicerContext) -> pb.CallResponse:
+        try:
+            return await self.call(_metadata(context, INSTANCE_HEADER) or "", request)
+        except Refused as e:
+            await _abort(context, e.code, e.message)
 
     async def StreamingCall(
         self, request: pb.CallRequest, context: grpc.aio.ServicerContext
@@ -183,11 +206,17 @@ class DriverService(pbg.DriverServicer):
         except Exception as e:
             await self._fail(context, request.method, e)
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, e: Exception) -> None:
+    def _refusal(self, method: str, e: Exception) -> Refused:
+        if isinstance(e, Refused):
+            return e
         code = status_of(e)
         if code == grpc.StatusCode.UNKNOWN:
             log.warning("call failed", extra={"method": method, "error": f"{type(e).__name__}: {e}"})
-        await _abort(context, code, str(e))
+        return Refused(code, str(e))
+
+    async def _fail(self, context: grpc.aio.ServicerContext, method: str, e: Exception) -> None:
+        r = self._refusal(method, e)
+        await _abort(context, r.code, r.message)
 
     async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         resource = _metadata(context, RESOURCE_HEADER)

@@ -51,6 +51,7 @@ PRELOAD = (
     "jumpstarter.streams.common",
     "jumpwire_pyhost.service",
     "jumpwire_pyhost.serve",
+    "jumpwire_pyhost.calls",
 )
 
 
@@ -160,7 +161,7 @@ class Zygote:
             os.environ.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})
             from jumpwire_pyhost.serve import run
 
-            code = run(str(req.get("type", "")))
+            code = run(str(req.get("type", "")), exporter=self.parent)
         except BaseException as e:  # noqa: BLE001 - the child must never return into the zygote's loop
             with contextlib.suppress(Exception):
                 print(f"pyhost instance: {type(e).__name__}: {e}", file=sys.stderr)

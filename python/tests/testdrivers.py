@@ -3,6 +3,7 @@ way to fail, and children created by the driver itself (as a Dutlink does)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncGenerator, Generator
@@ -23,6 +24,7 @@ class Kinds(Driver):
 
     greeting: str = "hello"
     resets: int = field(default=0, init=False)
+    naps_cancelled: int = field(default=0, init=False)
 
     @classmethod
     def client(cls) -> str:
@@ -83,6 +85,19 @@ class Kinds(Driver):
     def sleep(self, seconds: float) -> str:
         time.sleep(seconds)
         return "slept"
+
+    @export
+    async def nap(self, seconds: float) -> str:
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            self.naps_cancelled += 1
+            raise
+        return "rested"
+
+    @export
+    def get_naps_cancelled(self) -> int:
+        return self.naps_cancelled
 
     def not_exported(self) -> str:
         return "secret"

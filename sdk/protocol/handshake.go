@@ -24,7 +24,10 @@ const Version = 1
 // Minor 5 lets the host hand a byte stream's client data over as a local
 // file ([LocalFileHeader]) instead of its bytes, to a plugin of minor 5 or
 // later, which says it took the file with [LocalFileTakenHeader].
-const Minor = 5
+// Minor 6 lets a plugin offer a call socket (DescribeResponse.call_socket)
+// on which it answers unary calls framed as CallFrame messages ([ReadCallFrame]);
+// the host uses it whenever a plugin names one.
+const Minor = 6
 
 // PluginName is the name under which a plugin binary serves its driver.
 const PluginName = "driver"
@@ -32,6 +35,12 @@ const PluginName = "driver"
 // MethodHeader is the gRPC metadata key that names the method of a byte
 // stream opened on Driver.Stream.
 const MethodHeader = "jumpwire-method"
+
+// InstanceHeader is the gRPC metadata key with which the host addresses a
+// child that a driver made itself (upstream's Dutlink makes its power,
+// storage and console): its dotted path relative to the configured instance.
+// It travels as CallFrame.instance on a call socket.
+const InstanceHeader = "jumpwire-instance"
 
 // ResourceHeader is the gRPC metadata key that names, by uuid, the client
 // resource (a handle passed as a call argument) that a Driver.Stream

@@ -35,16 +35,18 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("sdk_version", "protocol_minor", "types", "version")
+    __slots__ = ("sdk_version", "protocol_minor", "types", "version", "call_socket")
     SDK_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_MINOR_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    CALL_SOCKET_FIELD_NUMBER: _ClassVar[int]
     sdk_version: str
     protocol_minor: int
     types: _containers.RepeatedCompositeFieldContainer[DriverType]
     version: str
-    def __init__(self, sdk_version: _Optional[str] = ..., protocol_minor: _Optional[int] = ..., types: _Optional[_Iterable[_Union[DriverType, _Mapping]]] = ..., version: _Optional[str] = ...) -> None: ...
+    call_socket: str
+    def __init__(self, sdk_version: _Optional[str] = ..., protocol_minor: _Optional[int] = ..., types: _Optional[_Iterable[_Union[DriverType, _Mapping]]] = ..., version: _Optional[str] = ..., call_socket: _Optional[str] = ...) -> None: ...
 
 class DriverType(_message.Message):
     __slots__ = ("name", "aliases", "client", "description", "methods", "config", "exclusive")
@@ -176,6 +178,24 @@ class CallResponse(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     result: _struct_pb2.Value
     def __init__(self, result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class CallFrame(_message.Message):
+    __slots__ = ("id", "instance", "request", "cancel", "response", "code", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    instance: str
+    request: CallRequest
+    cancel: bool
+    response: CallResponse
+    code: int
+    message: str
+    def __init__(self, id: _Optional[int] = ..., instance: _Optional[str] = ..., request: _Optional[_Union[CallRequest, _Mapping]] = ..., cancel: _Optional[bool] = ..., response: _Optional[_Union[CallResponse, _Mapping]] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
     __slots__ = ()

@@ -179,7 +179,14 @@ type DescribeResponse struct {
 	// types are the driver types the binary provides.
 	Types []*DriverType `protobuf:"bytes,3,rep,name=types,proto3" json:"types,omitempty"`
 	// version is the binary's own version, as its author set it.
-	Version       string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	// call_socket, when set (protocol minor 6), is the path of a unix socket
+	// on which the plugin also answers unary calls, framed as CallFrame
+	// messages: a cheaper wire than a gRPC call for a plugin whose gRPC
+	// server costs more than the call itself (the Python host's). The host
+	// uses it for calls without uploads, whatever minor the plugin reports;
+	// everything else stays on gRPC.
+	CallSocket    string `protobuf:"bytes,5,opt,name=call_socket,json=callSocket,proto3" json:"call_socket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,6 +245,13 @@ func (x *DescribeResponse) GetTypes() []*DriverType {
 func (x *DescribeResponse) GetVersion() string {
 	if x != nil {
 		return x.Version
+	}
+	return ""
+}
+
+func (x *DescribeResponse) GetCallSocket() string {
+	if x != nil {
+		return x.CallSocket
 	}
 	return ""
 }
@@ -979,6 +993,112 @@ func (x *CallResponse) GetResult() *structpb.Value {
 	return nil
 }
 
+// CallFrame is one message on a plugin's call socket, in either direction,
+// preceded by its length in bytes (4 bytes, big-endian; at most the largest
+// gRPC message). The host sends requests and cancellations; the plugin
+// answers each request once, with a response or an error, in any order.
+// Both ends accept only the other's process (SO_PEERCRED), as on gRPC.
+type CallFrame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id numbers the call on its connection; the host chooses it.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// instance is what the "jumpwire-instance" metadata carries on gRPC: the
+	// path of a child the driver made, relative to the configured instance.
+	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	// request (host to plugin) is the call.
+	Request *CallRequest `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	// cancel (host to plugin) says the caller gave up on call id: the plugin
+	// cancels it and answers nothing more for it.
+	Cancel bool `protobuf:"varint,4,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// response (plugin to host) is the call's result.
+	Response *CallResponse `protobuf:"bytes,5,opt,name=response,proto3" json:"response,omitempty"`
+	// code and message (plugin to host), with code not OK, are the driver's
+	// error, as a gRPC status it answered would carry them.
+	Code          uint32 `protobuf:"varint,6,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallFrame) Reset() {
+	*x = CallFrame{}
+	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallFrame) ProtoMessage() {}
+
+func (x *CallFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallFrame.ProtoReflect.Descriptor instead.
+func (*CallFrame) Descriptor() ([]byte, []int) {
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CallFrame) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallFrame) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *CallFrame) GetRequest() *CallRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CallFrame) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *CallFrame) GetResponse() *CallResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *CallFrame) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallFrame) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type ResetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -987,7 +1107,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1119,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1132,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 type ResetResponse struct {
@@ -1023,7 +1143,7 @@ type ResetResponse struct {
 
 func (x *ResetResponse) Reset() {
 	*x = ResetResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1155,7 @@ func (x *ResetResponse) String() string {
 func (*ResetResponse) ProtoMessage() {}
 
 func (x *ResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1168,7 @@ func (x *ResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetResponse.ProtoReflect.Descriptor instead.
 func (*ResetResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 type CloseRequest struct {
@@ -1064,7 +1184,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1196,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1209,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CloseRequest) GetHandover() bool {
@@ -1107,7 +1227,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1239,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1252,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 type Frame struct {
@@ -1145,7 +1265,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1277,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1290,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Frame) GetPayload() []byte {
@@ -1192,13 +1312,15 @@ var File_plugin_v1_plugin_proto protoreflect.FileDescriptor
 const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\x16plugin/v1/plugin.proto\x12\x12jumpwire.plugin.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x11\n" +
-	"\x0fDescribeRequest\"\xaa\x01\n" +
+	"\x0fDescribeRequest\"\xcb\x01\n" +
 	"\x10DescribeResponse\x12\x1f\n" +
 	"\vsdk_version\x18\x01 \x01(\tR\n" +
 	"sdkVersion\x12%\n" +
 	"\x0eprotocol_minor\x18\x02 \x01(\rR\rprotocolMinor\x124\n" +
 	"\x05types\x18\x03 \x03(\v2\x1e.jumpwire.plugin.v1.DriverTypeR\x05types\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\xff\x01\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12\x1f\n" +
+	"\vcall_socket\x18\x05 \x01(\tR\n" +
+	"callSocket\"\xff\x01\n" +
 	"\n" +
 	"DriverType\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -1255,7 +1377,15 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12*\n" +
 	"\x04args\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x04args\">\n" +
 	"\fCallResponse\x12.\n" +
-	"\x06result\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x06result\"\x0e\n" +
+	"\x06result\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x06result\"\xf6\x01\n" +
+	"\tCallFrame\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\tR\binstance\x129\n" +
+	"\arequest\x18\x03 \x01(\v2\x1f.jumpwire.plugin.v1.CallRequestR\arequest\x12\x16\n" +
+	"\x06cancel\x18\x04 \x01(\bR\x06cancel\x12<\n" +
+	"\bresponse\x18\x05 \x01(\v2 .jumpwire.plugin.v1.CallResponseR\bresponse\x12\x12\n" +
+	"\x04code\x18\x06 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\"\x0e\n" +
 	"\fResetRequest\"\x0f\n" +
 	"\rResetResponse\"*\n" +
 	"\fCloseRequest\x12\x1a\n" +
@@ -1301,7 +1431,7 @@ func file_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_plugin_v1_plugin_proto_goTypes = []any{
 	(MethodKind)(0),           // 0: jumpwire.plugin.v1.MethodKind
 	(FrameKind)(0),            // 1: jumpwire.plugin.v1.FrameKind
@@ -1317,14 +1447,15 @@ var file_plugin_v1_plugin_proto_goTypes = []any{
 	(*ConfigProblem)(nil),     // 11: jumpwire.plugin.v1.ConfigProblem
 	(*CallRequest)(nil),       // 12: jumpwire.plugin.v1.CallRequest
 	(*CallResponse)(nil),      // 13: jumpwire.plugin.v1.CallResponse
-	(*ResetRequest)(nil),      // 14: jumpwire.plugin.v1.ResetRequest
-	(*ResetResponse)(nil),     // 15: jumpwire.plugin.v1.ResetResponse
-	(*CloseRequest)(nil),      // 16: jumpwire.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),     // 17: jumpwire.plugin.v1.CloseResponse
-	(*Frame)(nil),             // 18: jumpwire.plugin.v1.Frame
-	nil,                       // 19: jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
-	(*structpb.Value)(nil),    // 20: google.protobuf.Value
-	(*structpb.Struct)(nil),   // 21: google.protobuf.Struct
+	(*CallFrame)(nil),         // 14: jumpwire.plugin.v1.CallFrame
+	(*ResetRequest)(nil),      // 15: jumpwire.plugin.v1.ResetRequest
+	(*ResetResponse)(nil),     // 16: jumpwire.plugin.v1.ResetResponse
+	(*CloseRequest)(nil),      // 17: jumpwire.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),     // 18: jumpwire.plugin.v1.CloseResponse
+	(*Frame)(nil),             // 19: jumpwire.plugin.v1.Frame
+	nil,                       // 20: jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
+	(*structpb.Value)(nil),    // 21: google.protobuf.Value
+	(*structpb.Struct)(nil),   // 22: google.protobuf.Struct
 }
 var file_plugin_v1_plugin_proto_depIdxs = []int32{
 	4,  // 0: jumpwire.plugin.v1.DescribeResponse.types:type_name -> jumpwire.plugin.v1.DriverType
@@ -1332,43 +1463,45 @@ var file_plugin_v1_plugin_proto_depIdxs = []int32{
 	7,  // 2: jumpwire.plugin.v1.DriverType.config:type_name -> jumpwire.plugin.v1.ConfigKey
 	0,  // 3: jumpwire.plugin.v1.Method.kind:type_name -> jumpwire.plugin.v1.MethodKind
 	6,  // 4: jumpwire.plugin.v1.Method.param_info:type_name -> jumpwire.plugin.v1.Param
-	20, // 5: jumpwire.plugin.v1.Param.default:type_name -> google.protobuf.Value
-	21, // 6: jumpwire.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
+	21, // 5: jumpwire.plugin.v1.Param.default:type_name -> google.protobuf.Value
+	22, // 6: jumpwire.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
 	9,  // 7: jumpwire.plugin.v1.ConfigureRequest.children:type_name -> jumpwire.plugin.v1.Child
 	5,  // 8: jumpwire.plugin.v1.Child.methods:type_name -> jumpwire.plugin.v1.Method
-	21, // 9: jumpwire.plugin.v1.Child.config:type_name -> google.protobuf.Struct
+	22, // 9: jumpwire.plugin.v1.Child.config:type_name -> google.protobuf.Struct
 	9,  // 10: jumpwire.plugin.v1.Child.children:type_name -> jumpwire.plugin.v1.Child
 	11, // 11: jumpwire.plugin.v1.ConfigureResponse.problems:type_name -> jumpwire.plugin.v1.ConfigProblem
 	5,  // 12: jumpwire.plugin.v1.ConfigureResponse.methods:type_name -> jumpwire.plugin.v1.Method
-	19, // 13: jumpwire.plugin.v1.ConfigureResponse.labels:type_name -> jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
-	20, // 14: jumpwire.plugin.v1.CallRequest.args:type_name -> google.protobuf.Value
-	20, // 15: jumpwire.plugin.v1.CallResponse.result:type_name -> google.protobuf.Value
-	1,  // 16: jumpwire.plugin.v1.Frame.kind:type_name -> jumpwire.plugin.v1.FrameKind
-	2,  // 17: jumpwire.plugin.v1.Driver.Describe:input_type -> jumpwire.plugin.v1.DescribeRequest
-	8,  // 18: jumpwire.plugin.v1.Driver.Configure:input_type -> jumpwire.plugin.v1.ConfigureRequest
-	12, // 19: jumpwire.plugin.v1.Driver.Call:input_type -> jumpwire.plugin.v1.CallRequest
-	12, // 20: jumpwire.plugin.v1.Driver.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
-	14, // 21: jumpwire.plugin.v1.Driver.Reset:input_type -> jumpwire.plugin.v1.ResetRequest
-	16, // 22: jumpwire.plugin.v1.Driver.Close:input_type -> jumpwire.plugin.v1.CloseRequest
-	18, // 23: jumpwire.plugin.v1.Driver.Stream:input_type -> jumpwire.plugin.v1.Frame
-	12, // 24: jumpwire.plugin.v1.Children.Call:input_type -> jumpwire.plugin.v1.CallRequest
-	12, // 25: jumpwire.plugin.v1.Children.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
-	18, // 26: jumpwire.plugin.v1.Children.Stream:input_type -> jumpwire.plugin.v1.Frame
-	3,  // 27: jumpwire.plugin.v1.Driver.Describe:output_type -> jumpwire.plugin.v1.DescribeResponse
-	10, // 28: jumpwire.plugin.v1.Driver.Configure:output_type -> jumpwire.plugin.v1.ConfigureResponse
-	13, // 29: jumpwire.plugin.v1.Driver.Call:output_type -> jumpwire.plugin.v1.CallResponse
-	13, // 30: jumpwire.plugin.v1.Driver.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
-	15, // 31: jumpwire.plugin.v1.Driver.Reset:output_type -> jumpwire.plugin.v1.ResetResponse
-	17, // 32: jumpwire.plugin.v1.Driver.Close:output_type -> jumpwire.plugin.v1.CloseResponse
-	18, // 33: jumpwire.plugin.v1.Driver.Stream:output_type -> jumpwire.plugin.v1.Frame
-	13, // 34: jumpwire.plugin.v1.Children.Call:output_type -> jumpwire.plugin.v1.CallResponse
-	13, // 35: jumpwire.plugin.v1.Children.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
-	18, // 36: jumpwire.plugin.v1.Children.Stream:output_type -> jumpwire.plugin.v1.Frame
-	27, // [27:37] is the sub-list for method output_type
-	17, // [17:27] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	20, // 13: jumpwire.plugin.v1.ConfigureResponse.labels:type_name -> jumpwire.plugin.v1.ConfigureResponse.LabelsEntry
+	21, // 14: jumpwire.plugin.v1.CallRequest.args:type_name -> google.protobuf.Value
+	21, // 15: jumpwire.plugin.v1.CallResponse.result:type_name -> google.protobuf.Value
+	12, // 16: jumpwire.plugin.v1.CallFrame.request:type_name -> jumpwire.plugin.v1.CallRequest
+	13, // 17: jumpwire.plugin.v1.CallFrame.response:type_name -> jumpwire.plugin.v1.CallResponse
+	1,  // 18: jumpwire.plugin.v1.Frame.kind:type_name -> jumpwire.plugin.v1.FrameKind
+	2,  // 19: jumpwire.plugin.v1.Driver.Describe:input_type -> jumpwire.plugin.v1.DescribeRequest
+	8,  // 20: jumpwire.plugin.v1.Driver.Configure:input_type -> jumpwire.plugin.v1.ConfigureRequest
+	12, // 21: jumpwire.plugin.v1.Driver.Call:input_type -> jumpwire.plugin.v1.CallRequest
+	12, // 22: jumpwire.plugin.v1.Driver.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
+	15, // 23: jumpwire.plugin.v1.Driver.Reset:input_type -> jumpwire.plugin.v1.ResetRequest
+	17, // 24: jumpwire.plugin.v1.Driver.Close:input_type -> jumpwire.plugin.v1.CloseRequest
+	19, // 25: jumpwire.plugin.v1.Driver.Stream:input_type -> jumpwire.plugin.v1.Frame
+	12, // 26: jumpwire.plugin.v1.Children.Call:input_type -> jumpwire.plugin.v1.CallRequest
+	12, // 27: jumpwire.plugin.v1.Children.StreamingCall:input_type -> jumpwire.plugin.v1.CallRequest
+	19, // 28: jumpwire.plugin.v1.Children.Stream:input_type -> jumpwire.plugin.v1.Frame
+	3,  // 29: jumpwire.plugin.v1.Driver.Describe:output_type -> jumpwire.plugin.v1.DescribeResponse
+	10, // 30: jumpwire.plugin.v1.Driver.Configure:output_type -> jumpwire.plugin.v1.ConfigureResponse
+	13, // 31: jumpwire.plugin.v1.Driver.Call:output_type -> jumpwire.plugin.v1.CallResponse
+	13, // 32: jumpwire.plugin.v1.Driver.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
+	16, // 33: jumpwire.plugin.v1.Driver.Reset:output_type -> jumpwire.plugin.v1.ResetResponse
+	18, // 34: jumpwire.plugin.v1.Driver.Close:output_type -> jumpwire.plugin.v1.CloseResponse
+	19, // 35: jumpwire.plugin.v1.Driver.Stream:output_type -> jumpwire.plugin.v1.Frame
+	13, // 36: jumpwire.plugin.v1.Children.Call:output_type -> jumpwire.plugin.v1.CallResponse
+	13, // 37: jumpwire.plugin.v1.Children.StreamingCall:output_type -> jumpwire.plugin.v1.CallResponse
+	19, // 38: jumpwire.plugin.v1.Children.Stream:output_type -> jumpwire.plugin.v1.Frame
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_plugin_v1_plugin_proto_init() }
@@ -1382,7 +1515,7 @@ func file_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_v1_plugin_proto_rawDesc), len(file_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
