@@ -7,9 +7,10 @@ Run from the repository root after `make build venv`:
 Measures, for ten upstream MockPower instances: the time from starting the
 exporter to its first answer to GetReport and the total PSS of its process
 tree, under upstream's exporter (one process), jumpwire with the zygote and
-jumpwire with an interpreter per instance; power.on() latency through
-upstream's client; and, under jumpwire, the restart of an instance after
-kill -9 against its cold start.
+jumpwire with an interpreter per instance (the kinds take turns, run after
+run); power.on() latency through upstream's client, one exporter of each
+kind serving at once and called in alternating rounds; and, under jumpwire,
+the restart of an instance after kill -9 against its cold start.
 """
 
 from __future__ import annotations
@@ -150,35 +151,55 @@ def start_jw(cfg: Path, sock: str, zygote: bool) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """Stops an exporter and waits until its whole process tree is gone, so
+    that the next measurement does not share the machine with its end."""
+    tree = tree_pids(proc.pid)[1:]
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    end = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{p}") for p in tree) and time.monotonic() < end:
+        time.sleep(0.01)
 
 
-def on_latency(sock: str, calls: int) -> tuple[float, float]:
-    with (
-        start_blocking_portal() as portal,
-        ExitStack() as stack,
-        portal.wrap_async_context_manager(
-            client_from_path(sock, portal, stack, allow=[], unsafe=True)
-        ) as client,
-    ):
-        p0 = client.children["p0"]
-        for _ in range(50):
-            p0.on()
-        lat = []
-        for _ in range(calls):
-            t = time.perf_counter()
-            p0.on()
-            lat.append(time.perf_counter() - t)
-    lat.sort()
-    return statistics.median(lat) * 1e3, lat[int(len(lat) * 0.99)] * 1e3
+def on_latency(
+    socks: dict[str, str], calls: int, rounds: int = 8
+) -> dict[str, tuple[float, float]]:
+    """p50 and p99 of on() on each exporter, in ms: calls per exporter, in
+    rounds that alternate between the exporters (in turn first), so that
+    what else the machine does weighs on all of them alike."""
+    lat: dict[str, list[float]] = {k: [] for k in socks}
+    with start_blocking_portal() as portal, ExitStack() as stack:
+        p0 = {}
+        for k, sock in socks.items():
+            client = stack.enter_context(
+                portal.wrap_async_context_manager(
+                    client_from_path(sock, portal, stack, allow=[], unsafe=True)
+                )
+            )
+            p0[k] = client.children["p0"]
+            for _ in range(50):
+                p0[k].on()
+        order = list(socks)
+        for r in range(rounds):
+            for k in order[r % len(order) :] + order[: r % len(order)]:
+                for _ in range(calls // rounds):
+                    t = time.perf_counter()
+                    p0[k].on()
+                    lat[k].append(time.perf_counter() - t)
+    out = {}
+    for k, v in lat.items():
+        v.sort()
+        out[k] = (statistics.median(v) * 1e3, v[int(len(v) * 0.99)] * 1e3)
+    return out
 
 
-def measure(kind: str, tmp: Path, calls: int) -> dict[str, float]:
+def start(kind: str, tmp: Path) -> tuple[subprocess.Popen, str, dict[str, float]]:
+    """Starts an exporter of kind serving ten MockPower; returns it, its
+    socket, and its time to serving and PSS."""
     cfg = tmp / f"{kind}.yaml"
     cfg.write_text(upstream_config(N) if kind == "upstream" else config(N))
     sock = str(tmp / f"{kind}.sock")
@@ -190,12 +211,10 @@ def measure(kind: str, tmp: Path, calls: int) -> dict[str, float]:
     try:
         ready = wait_serving(sock, proc) - t0
         time.sleep(1.0)  # let start-up garbage settle before PSS
-        out = {"serving_s": ready, "pss_mib": pss_kib(proc.pid) / 1024}
-        if calls:
-            out["on_p50_ms"], out["on_p99_ms"] = on_latency(sock, calls)
-        return out
-    finally:
+        return proc, sock, {"serving_s": ready, "pss_mib": pss_kib(proc.pid) / 1024}
+    except BaseException:
         stop(proc)
+        raise
 
 
 def restart(tmp: Path) -> dict[str, float]:
@@ -243,22 +262,39 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--kinds", default="upstream,jumpwire,jumpwire-no-zygote")
     a = ap.parse_args()
+    kinds = a.kinds.split(",")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for kind in a.kinds.split(","):
-            try:
-                runs = [
-                    measure(
-                        kind,
-                        tmp,
-                        a.calls if i == 0 and kind != "jumpwire-no-zygote" else 0,
-                    )
-                    for i in range(a.runs)
-                ]
-            except (RuntimeError, TimeoutError) as e:
-                print(kind, "failed:", e, flush=True)
-                continue
-            med = {k: statistics.median(r[k] for r in runs if k in r) for k in runs[0]}
+        # Start-up and PSS: the kinds take turns, run after run.
+        runs: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+        for _ in range(a.runs):
+            for kind in kinds:
+                if kind not in runs:
+                    continue
+                try:
+                    proc, _, figures = start(kind, tmp)
+                except (RuntimeError, TimeoutError) as e:
+                    print(kind, "failed:", e, flush=True)
+                    del runs[kind]
+                    continue
+                stop(proc)
+                runs[kind].append(figures)
+        # Latency: one exporter of each kind (but the one without the
+        # zygote, the design it replaced), called in alternating rounds.
+        served = [k for k in runs if k != "jumpwire-no-zygote"]
+        procs, socks = [], {}
+        try:
+            for kind in served:
+                proc, socks[kind], _ = start(kind, tmp)
+                procs.append(proc)
+            lat = on_latency(socks, a.calls) if a.calls else {}
+        finally:
+            for proc in procs:
+                stop(proc)
+        for kind, rs in runs.items():
+            med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+            if kind in lat:
+                med["on_p50_ms"], med["on_p99_ms"] = lat[kind]
             print(kind, " ".join(f"{k}={v:.3f}" for k, v in med.items()), flush=True)
         rs = [restart(tmp) for _ in range(a.runs)]
         print(
