@@ -53,13 +53,14 @@ def check_cookie() -> None:
 
 def die_with_parent(sig: int = signal.SIGTERM, *, watchdog: bool = True) -> None:
     """Asks the kernel to send sig when the parent dies (Linux), and (with
-    watchdog) watches the parent's pid from a thread as well."""
+    watchdog, or where the kernel cannot) watches the parent's pid from a
+    thread as well."""
     parent = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        armed = libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
     except (OSError, AttributeError):
-        pass
+        armed = False
 
     def watch() -> None:
         while True:
@@ -68,7 +69,7 @@ def die_with_parent(sig: int = signal.SIGTERM, *, watchdog: bool = True) -> None
                 os.kill(os.getpid(), sig)
                 return
 
-    if watchdog:
+    if watchdog or not armed:
         threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
     if os.getppid() != parent:
         os.kill(os.getpid(), sig)
@@ -195,9 +196,12 @@ async def serve(type_path: str, handshake_out: IO[str], exporter: int | None = N
             os.rmdir(d)
 
 
-def run(type_path: str, *, watch_parent: bool = True, exporter: int | None = None) -> int:
+def run(type_path: str, *, watchdog: bool = True, exporter: int | None = None) -> int:
     """The body of a plugin process, started by the exporter (pid exporter;
-    by default the parent). Returns its exit status."""
+    by default the parent). Returns its exit status. The process ends with
+    its parent (a parent-death signal); watchdog also watches the parent
+    from a thread, for a parent whose forking thread may exit before it
+    does (the kernel sends the signal when that thread ends)."""
     try:
         check_cookie()
         import_driver(type_path)
@@ -211,8 +215,7 @@ def run(type_path: str, *, watch_parent: bool = True, exporter: int | None = Non
     sys.stdout = sys.stderr
     hclog.setup(os.environ.get("JUMPWIRE_LOG_LEVEL", "INFO").upper())
     signal.signal(signal.SIGTERM, _kill_group_and_exit)
-    if watch_parent:
-        die_with_parent()
+    die_with_parent(watchdog=watchdog)
     try:
         asyncio.run(serve(type_path, handshake, exporter))
     except KeyboardInterrupt:

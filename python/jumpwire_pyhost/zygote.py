@@ -178,7 +178,9 @@ class Zygote:
             os.environ.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})
             from jumpwire_pyhost.serve import run
 
-            code = run(str(req.get("type", "")), exporter=self.parent)
+            # The zygote forks from its only thread: the parent-death
+            # signal alone is enough, and saves each instance a thread.
+            code = run(str(req.get("type", "")), exporter=self.parent, watchdog=False)
         except BaseException as e:  # noqa: BLE001 - the child must never return into the zygote's loop
             with contextlib.suppress(Exception):
                 print(f"pyhost instance: {type(e).__name__}: {e}", file=sys.stderr)
