@@ -96,9 +96,11 @@ GOTESTP    ?= 3
 GOTESTPKGS  = ./exporter ./compat ./cmd/jw ./...
 
 ## test-go: vet and go test of the root and SDK modules
+# The SDK's tests take seconds: a hang among them fails within 3 minutes,
+# and testprogress prints the goroutines of the test that hung.
 test-go: $(BIN)/testprogress
 	$(GO) vet ./...
-	cd sdk && $(GO) vet ./... && $(GOTEST) ./... | $(PROGRESS)
+	cd sdk && $(GO) vet ./... && $(GOTEST) -timeout 3m ./... | $(PROGRESS)
 	@shared=$$(mktemp -d -t jumpwire-testbin.XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
 		echo "JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -p $(GOTESTP) -timeout 20m $(GOTESTPKGS) | testprogress" && \
 		JUMPWIRE_BOARD_IMAGE="$(BOARD_IMAGE)" JUMPWIRE_REQUIRE_PYTHON=1 JUMPWIRE_TESTBIN_DIR=$$shared $(GOTEST) -p $(GOTESTP) -timeout 20m $(GOTESTPKGS) | $(PROGRESS)

@@ -1,7 +1,9 @@
 // Command testprogress turns `go test -json` into what `go test` prints,
 // with progress: the closing ok/FAIL line of each package, the name and
 // time of each top-level test that took a while (so long packages are not
-// silent), and the whole output of each test that failed. It exits 1 when
+// silent), and the whole output of each test that failed or never ended (a
+// test binary that timed out or crashed prints its goroutines under the
+// tests that were running, which get no event of their own). It exits 1 when
 // anything failed, so `go test -json ./... | testprogress` fails as `go
 // test` would.
 //
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,6 +67,9 @@ func filter(r io.Reader, w io.Writer, slow time.Duration) (failed bool, err erro
 		case e.Test == "" && e.Action == "output":
 			// The package's own lines: its closing ok/FAIL, a panic, a
 			// leak report. Test bodies print under their test.
+			if strings.HasPrefix(e.Output, "FAIL") {
+				unfinished(w, outputs, e.Package+" ")
+			}
 			if !strings.HasPrefix(e.Output, "=== ") && e.Output != "PASS\n" {
 				fmt.Fprint(w, e.Output)
 			}
@@ -104,7 +110,30 @@ func filter(r io.Reader, w io.Writer, slow time.Duration) (failed bool, err erro
 			delete(started, key)
 		}
 	}
+	unfinished(w, outputs, "")
 	return failed, in.Err()
+}
+
+// unfinished prints and forgets the output of the tests whose key starts
+// with prefix and that never ended, when they said more than that they ran.
+func unfinished(w io.Writer, outputs map[string]*strings.Builder, prefix string) {
+	keys := make([]string, 0, len(outputs))
+	for k := range outputs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		text := outputs[k].String()
+		delete(outputs, k)
+		for line := range strings.Lines(text) {
+			if !strings.HasPrefix(line, "=== ") {
+				fmt.Fprintf(w, "--- %s did not end; its output:\n%s", k, text)
+				break
+			}
+		}
+	}
 }
 
 // shortPackage drops the module path, which every line would repeat.

@@ -46,6 +46,25 @@ func TestFilter(t *testing.T) {
 		},
 		want: "    host TestP (3.0s)\n",
 	}, {
+		name: "a test binary that timed out prints the goroutines under the running test, which never ends",
+		in: []string{
+			ev("run", "TestWaits", "", 0), ev("output", "TestWaits", "=== RUN   TestWaits\n", 0),
+			ev("run", "TestHangs", "", 0), ev("output", "TestHangs", "=== RUN   TestHangs\n", 0),
+			ev("output", "TestHangs", "panic: test timed out after 3s\n", 0),
+			ev("output", "TestHangs", "goroutine 8 [select]:\n", 0),
+			ev("output", "", "FAIL\t"+pkg+"\t3.0s\n", 0), ev("fail", "", "", 3),
+		},
+		want: "--- " + pkg + " TestHangs did not end; its output:\n=== RUN   TestHangs\npanic: test timed out after 3s\ngoroutine 8 [select]:\n" +
+			"FAIL\t" + pkg + "\t3.0s\n",
+		wantFailed: true,
+	}, {
+		name: "the output of a test that never ended is printed at the end of the input",
+		in: []string{
+			ev("run", "TestCut", "", 0), ev("output", "TestCut", "=== RUN   TestCut\n", 0),
+			ev("output", "TestCut", "signal: killed\n", 0),
+		},
+		want: "--- " + pkg + " TestCut did not end; its output:\n=== RUN   TestCut\nsignal: killed\n",
+	}, {
 		name:       "lines that are not events pass through",
 		in:         []string{"# github.com/jumpwire-dev/jumpwire/host", "host/x.go:1:1: syntax error"},
 		want:       "# github.com/jumpwire-dev/jumpwire/host\nhost/x.go:1:1: syntax error\n",
