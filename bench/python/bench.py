@@ -2,15 +2,19 @@
 
 Run from the repository root after `make build venv`:
 
-    .venv/bin/python bench/python/bench.py [--calls 2000] [--runs 3]
+    .venv/bin/python bench/python/bench.py [--calls 8000] [--runs 3]
 
 Measures, for ten upstream MockPower instances: the time from starting the
 exporter to its first answer to GetReport and the total PSS of its process
-tree, under upstream's exporter (one process), jumpwire with the zygote and
-jumpwire with an interpreter per instance (the kinds take turns, run after
-run); power.on() latency through upstream's client, one exporter of each
-kind serving at once and called in alternating rounds; and, under jumpwire,
-the restart of an instance after kill -9 against its cold start.
+tree, under upstream's exporter as an operator runs it (`jmp run
+--exporter-config`, on a local listener instead of a controller), under
+upstream's exporter started from its library (one process, what `jmp run`
+costs at the least), under jumpwire with the zygote and under jumpwire with
+an interpreter per instance (the kinds take turns, run after run);
+power.on() latency through upstream's client, one exporter of each kind
+serving on a unix socket at once and called in alternating rounds; and,
+under jumpwire, the restart of an instance after kill -9 against its cold
+start.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -94,14 +99,16 @@ def pss_kib(pid: int) -> int:
 
 
 def wait_serving(sock: str, proc: subprocess.Popen, deadline: float = 120.0) -> float:
-    """Polls GetReport on sock until it answers with every driver; returns when."""
+    """Polls GetReport on sock (a socket's path, or HOST:PORT) until it
+    answers with every driver; returns when."""
+    target = sock if sock.startswith("127.") else "unix://" + sock
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"the exporter exited with {proc.returncode}")
-        if os.path.exists(sock):
+        if target != "unix://" + sock or os.path.exists(sock):
             try:
-                with grpc.insecure_channel("unix://" + sock) as ch:
+                with grpc.insecure_channel(target) as ch:
                     r = jumpstarter_pb2_grpc.ExporterServiceStub(ch).GetReport(
                         empty_pb2.Empty(), timeout=5
                     )
@@ -128,6 +135,28 @@ def start_upstream(cfg: Path, sock_dir: Path) -> tuple[subprocess.Popen, str]:
     )
     sock = proc.stdout.readline().strip()
     return proc, sock
+
+
+def start_jmp_run(cfg: Path) -> tuple[subprocess.Popen, str]:
+    """Upstream's exporter as an operator runs it: `jmp run`, on a local
+    TCP listener (it listens on no unix socket of its own choosing)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("jmp")),
+            "run",
+            "--exporter-config",
+            str(cfg),
+            "--tls-grpc-listener",
+            addr,
+            "--tls-grpc-insecure",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, addr
 
 
 def start_jw(cfg: Path, sock: str, zygote: bool) -> subprocess.Popen:
@@ -201,11 +230,13 @@ def start(kind: str, tmp: Path) -> tuple[subprocess.Popen, str, dict[str, float]
     """Starts an exporter of kind serving ten MockPower; returns it, its
     socket, and its time to serving and PSS."""
     cfg = tmp / f"{kind}.yaml"
-    cfg.write_text(upstream_config(N) if kind == "upstream" else config(N))
+    cfg.write_text(config(N) if kind.startswith("jumpwire") else upstream_config(N))
     sock = str(tmp / f"{kind}.sock")
     t0 = time.monotonic()
     if kind == "upstream":
         proc, sock = start_upstream(cfg, tmp)
+    elif kind == "jmp-run":
+        proc, sock = start_jmp_run(cfg)
     else:
         proc = start_jw(cfg, sock, zygote=(kind == "jumpwire"))
     try:
@@ -258,9 +289,9 @@ def restart(tmp: Path) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--calls", type=int, default=8000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--kinds", default="upstream,jumpwire,jumpwire-no-zygote")
+    ap.add_argument("--kinds", default="jmp-run,upstream,jumpwire,jumpwire-no-zygote")
     a = ap.parse_args()
     kinds = a.kinds.split(",")
     with tempfile.TemporaryDirectory() as d:
@@ -279,9 +310,11 @@ def main() -> None:
                     continue
                 stop(proc)
                 runs[kind].append(figures)
-        # Latency: one exporter of each kind (but the one without the
-        # zygote, the design it replaced), called in alternating rounds.
-        served = [k for k in runs if k != "jumpwire-no-zygote"]
+        # Latency: one exporter of each kind, called in alternating rounds;
+        # but the one without the zygote (the design it replaced) and `jmp
+        # run`, whose TCP listener would make it slower than the unix
+        # socket of its library, the baseline.
+        served = [k for k in runs if k not in ("jumpwire-no-zygote", "jmp-run")]
         procs, socks = [], {}
         try:
             for kind in served:
