@@ -101,12 +101,13 @@ def pss_kib(pid: int) -> int:
 def wait_serving(sock: str, proc: subprocess.Popen, deadline: float = 120.0) -> float:
     """Polls GetReport on sock (a socket's path, or HOST:PORT) until it
     answers with every driver; returns when."""
-    target = sock if sock.startswith("127.") else "unix://" + sock
+    tcp = sock.startswith("127.")
+    target = sock if tcp else "unix://" + sock
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"the exporter exited with {proc.returncode}")
-        if target != "unix://" + sock or os.path.exists(sock):
+        if tcp or os.path.exists(sock):
             try:
                 with grpc.insecure_channel(target) as ch:
                     r = jumpstarter_pb2_grpc.ExporterServiceStub(ch).GetReport(
