@@ -168,6 +168,42 @@ func TestDownloadClientGoesAway(t *testing.T) {
 	}
 }
 
+// A method's writes end with its call: a client that keeps its download
+// open and reads no more does not hold the method once the call is
+// cancelled, as the exporter cancels it when the client goes away.
+func TestDownloadCallEnds(t *testing.T) {
+	t.Parallel()
+	src := newSource(nil)
+	d := sdktest.Start(t, driverType("source", src), nil)
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	handle, _, err := d.Download(t.Context(), pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	called := make(chan error, 1)
+	go func() {
+		_, err := d.Call(ctx, "endless", handle)
+		called <- err
+	}()
+	if _, err := io.ReadFull(pr, make([]byte, 1)); err != nil { // the method writes
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-src.writeErr:
+		if !errors.Is(err, sdk.ErrDownloadIncomplete) {
+			t.Errorf("Write: %v, want ErrDownloadIncomplete", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the method's Write did not return after its call ended")
+	}
+	if err := <-called; status.Code(err) != codes.Canceled {
+		t.Errorf("call: %v, want CANCELED", err)
+	}
+}
+
 // A client that does not read holds the driver back: its writes block once
 // the flow-control windows are full, and nothing piles up.
 func TestDownloadBackpressure(t *testing.T) {

@@ -52,8 +52,9 @@ type upload struct {
 
 	done    chan struct{} // closed when the method is over with it
 	once    sync.Once
-	written bool  // taken as a Download; set before the method runs
-	failed  error // how the method that wrote it failed; set before done is closed
+	written bool        // taken as a Download; set before the method runs
+	failed  error       // how the method that wrote it failed; set before done is closed
+	unwatch func() bool // stops closing it when the call that took it ends; set before the method runs
 }
 
 func (u *upload) Read(p []byte) (int, error) {
@@ -72,6 +73,9 @@ func (u *upload) Size() (int64, bool) { return 0, false }
 // data's end no later than the result.
 func (u *upload) finish(methodErr error) {
 	u.once.Do(func() {
+		if u.unwatch != nil {
+			u.unwatch()
+		}
 		if u.written {
 			if methodErr == nil {
 				methodErr = u.conn.CloseWrite()
@@ -149,9 +153,15 @@ func (t *uploads) serve(stream frameStream, ctx context.Context, uuid string, se
 			return statusf(codes.Aborted, "the method failed before the end of its download: %v", u.failed)
 		}
 		return nil
-	case <-ctx.Done():
+	case <-u.conn.ctx.Done():
 		t.unoffer(uuid, ch, u)
-		return toStatus(ctx.Err())
+		if ctx.Err() != nil {
+			return toStatus(ctx.Err())
+		}
+		// The call that took it ended while the method still reads or
+		// writes it: ending the stream here releases a write that waits
+		// for a client that does not read.
+		return statusf(codes.Canceled, "the call that took upload %s ended before the method was over with it", uuid)
 	}
 }
 
@@ -197,6 +207,11 @@ func (t *uploads) resourceArg(ctx context.Context, v *structpb.Value, where stri
 	if err != nil {
 		return nil, statusf(codes.Canceled, "%s: waiting for upload %s: %v", where, uuid, err)
 	}
+	// The method's reads and writes end with its call (the exporter
+	// cancels it when the client goes away, the session ends or the
+	// instance stops), also when the client keeps the stream open and
+	// sends or reads nothing.
+	u.unwatch = context.AfterFunc(ctx, func() { _ = u.conn.Close() })
 	return u, nil
 }
 

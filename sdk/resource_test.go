@@ -145,6 +145,77 @@ func TestResourceBrokenOff(t *testing.T) {
 	}
 }
 
+// holder reads an upload until the upload fails, saying when it has read
+// a first byte.
+type holder struct {
+	sdk.Base
+	reading chan struct{}
+	readErr chan error
+}
+
+func (h *holder) Exports() []sdk.Method {
+	return []sdk.Method{sdk.Export("hold", func(ctx context.Context, image sdk.Resource) error {
+		if _, err := io.ReadFull(image, make([]byte, 1)); err != nil {
+			return err
+		}
+		close(h.reading)
+		_, err := io.Copy(io.Discard, image)
+		h.readErr <- err
+		return err
+	}, "Read an upload until it fails")}
+}
+
+// stallingReader yields one byte, then waits until done is closed, and
+// ends: a client that keeps its upload open and has nothing more to send.
+type stallingReader struct {
+	sent bool
+	done chan struct{}
+}
+
+func (r *stallingReader) Read(p []byte) (int, error) {
+	if !r.sent {
+		r.sent = true
+		p[0] = 'x'
+		return 1, nil
+	}
+	<-r.done
+	return 0, io.EOF
+}
+
+// A method's reads end with its call: a client that keeps its upload open
+// and sends nothing more does not hold the method once the call is
+// cancelled, as the exporter cancels it when the client goes away.
+func TestResourceCallEnds(t *testing.T) {
+	t.Parallel()
+	h := &holder{reading: make(chan struct{}), readErr: make(chan error, 1)}
+	d := sdktest.Start(t, driverType("holder", h), nil)
+	client := &stallingReader{done: make(chan struct{})}
+	defer close(client.done)
+	handle, _, err := d.Upload(t.Context(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	called := make(chan error, 1)
+	go func() {
+		_, err := d.Call(ctx, "hold", handle)
+		called <- err
+	}()
+	<-h.reading
+	cancel()
+	select {
+	case err := <-h.readErr:
+		if !errors.Is(err, sdk.ErrUploadIncomplete) {
+			t.Errorf("Read: %v, want ErrUploadIncomplete", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the method's Read did not return after its call ended")
+	}
+	if err := <-called; status.Code(err) != codes.Canceled {
+		t.Errorf("call: %v, want CANCELED", err)
+	}
+}
+
 func TestResourceBadHandles(t *testing.T) {
 	t.Parallel()
 	d := sdktest.Start(t, driverType("sink", &sink{}), nil)
