@@ -138,7 +138,7 @@ func (g *guard) add(c net.Conn) *guardedConn {
 		gc.timer = time.AfterFunc(g.limits.AnonymousTimeout, func() {
 			if !gc.admitted.Load() {
 				g.refused.add("client", client, "reason", "no admitted call in "+g.limits.AnonymousTimeout.String())
-				gc.Close()
+				_ = gc.Close()
 			}
 		})
 	}
@@ -150,7 +150,7 @@ func (g *guard) add(c net.Conn) *guardedConn {
 	}
 	for _, v := range victims {
 		g.refused.add("client", v.client, "reason", "oldest anonymous connection, closed to make room")
-		v.Close()
+		_ = v.Close()
 	}
 	return gc
 }
@@ -199,7 +199,7 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 		// passphrase's UNAUTHENTICATED) a moment to be written, so the
 		// client learns why rather than seeing a reset.
 		time.Sleep(refusalLinger)
-		c.Close()
+		_ = c.Close()
 		if err == nil {
 			err = net.ErrClosed
 		}

@@ -55,7 +55,7 @@ func (e *Exporter) serveLocalFiles(sock string) (stop func()) {
 
 // receiveLocalFile takes one file from c and answers "ok" or why not.
 func (e *Exporter) receiveLocalFile(c *net.UnixConn, log hclog.Logger) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	token, f, err := readLocalFile(c)
 	if err == nil {

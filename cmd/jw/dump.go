@@ -172,7 +172,7 @@ func dump(ctx context.Context, c *client.Client, d *client.Driver, method string
 	if res == nil {
 		res = map[string]any{}
 	}
-	return received{bytes: got.Load(), sha256: hex.EncodeToString(h.Sum(nil)), seconds: time.Now().Sub(start).Seconds()}, res, nil
+	return received{bytes: got.Load(), sha256: hex.EncodeToString(h.Sum(nil)), seconds: time.Since(start).Seconds()}, res, nil
 }
 
 // counter counts the bytes written through it.

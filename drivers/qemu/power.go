@@ -83,8 +83,8 @@ func hostArch() string {
 	return runtime.GOARCH
 }
 
-// QemuPower runs the board's qemu process.
-type QemuPower struct {
+// QemuPower runs the board's qemu process. (Power is its sdk.Type.)
+type QemuPower struct { //nolint:revive // qemu.Power is the driver type
 	sdk.Base
 	cfg PowerConfig
 

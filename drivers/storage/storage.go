@@ -191,8 +191,9 @@ func (s *Storage) dropDeviceCache() {
 	}
 }
 
-// StorageMux is the storage-mux and storage-mux-flasher driver.
-type StorageMux struct{ *Storage }
+// StorageMux is the storage-mux and storage-mux-flasher driver. (Mux is its
+// sdk.Type.)
+type StorageMux struct{ *Storage } //nolint:revive // storage.Mux is the driver type
 
 // FlasherDriver is the flasher driver.
 type FlasherDriver struct{ *Storage }

@@ -287,7 +287,7 @@ func copyHashed(ctx context.Context, w io.Writer, r io.Reader, limit int64, over
 			}
 			toHash <- c.b
 		}
-		if c.err == io.EOF {
+		if errors.Is(c.err, io.EOF) {
 			close(toHash)
 			toHash = nil
 			return n, <-hashed, nil

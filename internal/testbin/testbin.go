@@ -98,7 +98,7 @@ func buildShared(dir, root, pkg string, flags []string) (string, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
@@ -194,8 +194,9 @@ func goroutinesOf(prefix string, wait time.Duration) string {
 	}
 }
 
-// RequirePythonEnv, when set (make test sets it), makes tests that need the
-// project's Python environment fail without it instead of skipping.
+// RequirePythonEnv names the variable that, set (make test sets it), makes
+// tests that need the project's Python environment fail without it instead
+// of skipping.
 const RequirePythonEnv = "JUMPWIRE_REQUIRE_PYTHON"
 
 // Python returns the interpreter of the project's virtual environment

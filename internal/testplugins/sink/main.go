@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"iter"
 
@@ -76,7 +77,7 @@ func (s *Sink) FlashProgress(ctx context.Context, image sdk.Resource) iter.Seq2[
 		for {
 			k, err := io.CopyN(io.Discard, image, 1<<20)
 			n += k
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				yield(n, nil)
 				return
 			}
