@@ -185,9 +185,12 @@ proto-python: venv
 proto-check: proto
 	@git diff --exit-code -- proto/ python/jumpwire_pyhost/pb || (echo "generated code is stale: run make proto and commit" && exit 1)
 
-## lint: golangci-lint v2 with the linters in .golangci.yml
+LINT = $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2
+
+## lint: golangci-lint v2 with the linters in .golangci.yml, both modules
 lint:
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2 run ./...
+	$(LINT) run ./...
+	cd sdk && $(LINT) run --config ../.golangci.yml ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')

@@ -93,7 +93,7 @@ func (d *download) broke(err error) error {
 	if errors.Is(err, io.EOF) && d.u.conn.ctx.Err() == nil {
 		err = errors.New("the exporter ended the stream")
 	}
-	return fmt.Errorf("%w: %v", ErrDownloadIncomplete, err)
+	return fmt.Errorf("%w: %v", ErrDownloadIncomplete, err) //nolint:errorlint // the status as text: see above
 }
 
 // downloadArg reads the handle argument v and waits for its stream, as

@@ -132,7 +132,7 @@ func (t *uploads) take(ctx context.Context, uuid string) (*upload, error) {
 
 // serve serves one upload stream until the method that took it is over, or
 // the exporter ends the stream.
-func (t *uploads) serve(stream frameStream, ctx context.Context, uuid string, sendHeader func(metadata.MD) error) error {
+func (t *uploads) serve(ctx context.Context, stream frameStream, uuid string, sendHeader func(metadata.MD) error) error {
 	u := &upload{conn: newStreamConn(ctx, stream), done: make(chan struct{}), hostMinor: hostMinor(ctx)}
 	defer u.conn.cancel()
 	ch := t.slot(uuid)

@@ -198,7 +198,7 @@ func (s *server) Stream(stream pluginv1.Driver_StreamServer) error {
 	md, _ := metadata.FromIncomingContext(stream.Context())
 	if uuid, ok := resourceHeader(md); ok {
 		// An upload for a call that names it (see Resource).
-		return s.uploads.serve(stream, stream.Context(), uuid, stream.SendHeader)
+		return s.uploads.serve(stream.Context(), stream, uuid, stream.SendHeader)
 	}
 	var name string
 	if v := md.Get(protocol.MethodHeader); len(v) > 0 {

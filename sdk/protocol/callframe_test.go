@@ -39,7 +39,7 @@ func TestCallFramesRoundTrip(t *testing.T) {
 			t.Fatalf("frame %d: got %v, want %v", i, got, want)
 		}
 	}
-	if _, _, err := protocol.ReadCallFrame(r, buf); err != io.EOF {
+	if _, _, err := protocol.ReadCallFrame(r, buf); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last frame: %v, want EOF", err)
 	}
 }
