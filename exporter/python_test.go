@@ -120,7 +120,7 @@ func TestPythonDrivers(t *testing.T) {
 		t.Error("a made child is not served by its driver's process")
 	}
 
-	// One process per configured Python instance.
+	// One process per configured Python instance, named after it for ps.
 	pids := map[string]bool{}
 	for _, p := range []string{"pypower", "shell", "storage", "group.echo", "group.serial", "board"} {
 		pid := rs[p].Labels["jumpwire.dev/pid"]
@@ -128,6 +128,13 @@ func TestPythonDrivers(t *testing.T) {
 			t.Errorf("%s: pid %q (seen: %v)", p, pid, pids)
 		}
 		pids[pid] = true
+		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		typ := rs[p].Labels["jumpwire.dev/type"]
+		want := "jumpwire-pyhost " + p + " " + typ[strings.LastIndexByte(typ, '.')+1:] + "\x00"
+		if string(comm) != p+"\n" || string(cmdline) != want {
+			t.Errorf("%s: process %s named %q, command line %q; want %q, %q", p, pid, comm, cmdline, p, want)
+		}
 	}
 
 	if _, err := call(t, c, rs["pypower"].Uuid, "on"); err != nil {

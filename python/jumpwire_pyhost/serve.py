@@ -28,6 +28,7 @@ from jumpwire_pyhost import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, MAX_MESSAGE_SI
 from jumpwire_pyhost.calls import serve_calls
 from jumpwire_pyhost.catalog import TypeNotFound, import_driver
 from jumpwire_pyhost.pb import plugin_pb2_grpc as pbg
+from jumpwire_pyhost.proctitle import name_process
 from jumpwire_pyhost.service import DriverService
 
 log = logging.getLogger("pyhost")
@@ -169,7 +170,13 @@ async def serve(type_path: str, handshake_out: IO[str], exporter: int | None = N
     )
     d = socket_dir()
     path, calls_path = os.path.join(d, "plugin.sock"), os.path.join(d, "calls.sock")
-    service = DriverService(type_path, on_close=on_close, call_socket=calls_path)
+    service = DriverService(
+        type_path,
+        on_close=on_close,
+        call_socket=calls_path,
+        # Configure runs on this thread, the main one, whose name is the process's.
+        on_configure=lambda path: name_process(path, type_path),
+    )
     pbg.add_DriverServicer_to_server(service, server)
     server.add_generic_rpc_handlers(_generic_handlers())
     server.add_insecure_port("unix:" + path)

@@ -83,12 +83,19 @@ def status_of(e: BaseException) -> grpc.StatusCode:
 class DriverService(pbg.DriverServicer):
     """Serves one instance of the driver class type_path."""
 
-    def __init__(self, type_path: str, on_close: Callable[[], None] | None = None, call_socket: str = "") -> None:
+    def __init__(
+        self,
+        type_path: str,
+        on_close: Callable[[], None] | None = None,
+        call_socket: str = "",
+        on_configure: Callable[[str], None] | None = None,
+    ) -> None:
         self.type_path = type_path
         self.call_socket = call_socket
         self.instance: Instance | None = None
         self.closed = False
         self._on_close = on_close
+        self._on_configure = on_configure  # called with the instance's path
         self._lock = asyncio.Lock()
 
     async def Describe(self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext) -> pb.DescribeResponse:
@@ -116,6 +123,8 @@ class DriverService(pbg.DriverServicer):
                     grpc.StatusCode.NOT_FOUND,
                     f"this process hosts {self.type_path}, not driver type {request.type!r}",
                 )
+            if self._on_configure is not None:
+                self._on_configure(request.path or request.name)
             config = integral(json_format.MessageToDict(request.config)) if request.HasField("config") else {}
             try:
                 # Building a driver may block (it opens devices): off the event loop.
