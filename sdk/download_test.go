@@ -181,27 +181,12 @@ func TestDownloadCallEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	called := make(chan error, 1)
-	go func() {
-		_, err := d.Call(ctx, "endless", handle)
-		called <- err
-	}()
-	if _, err := io.ReadFull(pr, make([]byte, 1)); err != nil { // the method writes
-		t.Fatal(err)
-	}
-	cancel()
-	select {
-	case err := <-src.writeErr:
-		if !errors.Is(err, sdk.ErrDownloadIncomplete) {
-			t.Errorf("Write: %v, want ErrDownloadIncomplete", err)
+	writing := func() {
+		if _, err := io.ReadFull(pr, make([]byte, 1)); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(time.Minute):
-		t.Fatal("the method's Write did not return after its call ended")
 	}
-	if err := <-called; status.Code(err) != codes.Canceled {
-		t.Errorf("call: %v, want CANCELED", err)
-	}
+	cancelMidCall(t, d, "endless", handle, writing, src.writeErr, sdk.ErrDownloadIncomplete)
 }
 
 // A client that does not read holds the driver back: its writes block once

@@ -195,21 +195,30 @@ func TestResourceCallEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancelMidCall(t, d, "hold", handle, func() { <-h.reading }, h.readErr, sdk.ErrUploadIncomplete)
+}
+
+// cancelMidCall calls method with the resource handle, waits until busy
+// returns (the method reads or writes the resource), cancels the call, and
+// checks that the method's read or write, which it sends on failed, failed
+// with want, and that the call ended CANCELED.
+func cancelMidCall(t *testing.T, d *sdktest.Instance, method string, handle map[string]any, busy func(), failed <-chan error, want error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	called := make(chan error, 1)
 	go func() {
-		_, err := d.Call(ctx, "hold", handle)
+		_, err := d.Call(ctx, method, handle)
 		called <- err
 	}()
-	<-h.reading
+	busy()
 	cancel()
 	select {
-	case err := <-h.readErr:
-		if !errors.Is(err, sdk.ErrUploadIncomplete) {
-			t.Errorf("Read: %v, want ErrUploadIncomplete", err)
+	case err := <-failed:
+		if !errors.Is(err, want) {
+			t.Errorf("the method's read or write: %v, want %v", err, want)
 		}
 	case <-time.After(time.Minute):
-		t.Fatal("the method's Read did not return after its call ended")
+		t.Fatal("the method's read or write did not return after its call ended")
 	}
 	if err := <-called; status.Code(err) != codes.Canceled {
 		t.Errorf("call: %v, want CANCELED", err)
